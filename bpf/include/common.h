@@ -1,0 +1,158 @@
+/* Maps and helpers shared by every program: ring buffer, per-kind enable switches and drop
+ * counters, the BTF offsets table, a per-CPU scratch record, and the reads that use offsets.
+ *
+ * Why offsets from a map: no header for the running kernel exists on our machines; reading a
+ * struct through a compiled header layout would silently read the wrong bytes. Every kernel
+ * field is read as *(base + offs->field), the offset resolved from BTF by collector/btf.py.
+ */
+#ifndef SYSMON_COMMON_H
+#define SYSMON_COMMON_H
+
+#include "records.h"
+
+#ifndef RINGBUF_PAGES
+#define RINGBUF_PAGES 2048
+#endif
+
+/* Record buffer: big enough for a PROCESS_EXEC with full exe, cwd and argv. */
+#define SCRATCH_SIZE (sizeof(struct rec_process_exec) + 2 * (PATH_MAX_BYTES + NAME_MAX_BYTES) + ARGS_MAX_BYTES)
+
+struct scratch_buf {
+    __u8 data[SCRATCH_SIZE];
+};
+
+BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+BPF_ARRAY(offsets_map, struct sysmon_offsets, 1);
+BPF_ARRAY(enabled, __u32, MAX_BPF_KIND);          /* 1 = some filterd wants this kind */
+BPF_PERCPU_ARRAY(drops, __u64, MAX_BPF_KIND);     /* ring buffer full, per kind */
+BPF_PERCPU_ARRAY(emitted, __u64, MAX_BPF_KIND);   /* records submitted, per kind */
+BPF_PERCPU_ARRAY(scratch, struct scratch_buf, 1);
+
+static __always_inline int kind_enabled(__u32 kind)
+{
+    __u32 *on = enabled.lookup(&kind);
+    return on && *on;
+}
+
+static __always_inline void count(void *map_lookup_result)
+{
+    __u64 *c = map_lookup_result;
+    if (c)
+        __sync_fetch_and_add(c, 1);
+}
+
+/* Submit `size` bytes of `rec`; counts drops when the ring is full. The reader drains on its
+ * own timer (collector/ringbuf.py), so no wakeup is sent: that saves an IPI per record. */
+static __always_inline void submit(void *rec, __u32 size, __u32 kind)
+{
+    if (events.ringbuf_output(rec, size, BPF_RB_NO_WAKEUP) == 0)
+        count(emitted.lookup(&kind));
+    else
+        count(drops.lookup(&kind));
+}
+
+static __always_inline struct sysmon_offsets *get_offsets(void)
+{
+    int zero = 0;
+    return offsets_map.lookup(&zero);
+}
+
+static __always_inline void *read_ptr(const void *base, __u32 off)
+{
+    void *v = 0;
+    if (!base || off == OFFSET_MISSING)
+        return 0;
+    bpf_probe_read_kernel(&v, sizeof(v), (const char *)base + off);
+    return v;
+}
+
+static __always_inline __u64 read_u64(const void *base, __u32 off)
+{
+    __u64 v = 0;
+    if (base && off != OFFSET_MISSING)
+        bpf_probe_read_kernel(&v, sizeof(v), (const char *)base + off);
+    return v;
+}
+
+static __always_inline __u32 read_u32(const void *base, __u32 off, __u32 fallback)
+{
+    __u32 v = fallback;
+    if (base && off != OFFSET_MISSING)
+        bpf_probe_read_kernel(&v, sizeof(v), (const char *)base + off);
+    return v;
+}
+
+static __always_inline void fill_header(void *rec, __u16 kind, __u32 pid, __u32 tid)
+{
+    struct rec_process_exit *h = rec; /* every record starts with the same header */
+    h->kind = kind;
+    h->flags = 0;
+    h->time_ns = bpf_ktime_get_boot_ns();
+    h->pid = pid;
+    h->tid = tid;
+}
+
+/* Pointer read without branches: a NULL base just reads nothing (the helper zeroes dst). Used in
+ * the path walk, where every branch would multiply the states the verifier has to explore. */
+static __always_inline void *peek_ptr(const void *addr)
+{
+    void *v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), addr);
+    return v;
+}
+
+/* a == b without the verifier linking a and b: linked registers make otherwise equal states
+ * differ, which stops state pruning in the path walk and blows the 1M-instruction budget. */
+static __always_inline int same_ptr(void *a, void *b)
+{
+    __u64 d = (__u64)a ^ (__u64)b;
+    asm volatile("" : "+r"(d));
+    return d == 0;
+}
+
+/* Walk a `struct path` from leaf to root into buf[0..], each component NUL-terminated; the
+ * length goes to *len and trunc_bit to *flags when the walk stopped early. Mount points are
+ * crossed through struct mount (the vfsmount is embedded in it at offs->mount_mnt).
+ * `buf` needs PATH_MAX_BYTES + NAME_MAX_BYTES bytes of room.
+ * Verifier note: *len and *flags live in the map value (the record being built), not on the
+ * stack. Values re-read from map memory are unknown to the verifier, so every iteration starts
+ * from the same state and is pruned; stack copies would differ per path and explode. */
+static __always_inline void walk_path(struct sysmon_offsets *o, const void *path, __u8 *buf,
+                                      __u16 *len, __u16 *flags, __u16 trunc_bit)
+{
+    void *dentry = peek_ptr((const char *)path + o->path_dentry);
+    void *vfsmnt = peek_ptr((const char *)path + o->path_mnt);
+    void *mnt = (char *)vfsmnt - o->mount_mnt;
+    *len = 0;
+    *flags |= trunc_bit;
+    for (int i = 0; i < PATH_MAX_DEPTH; i++) {
+        __u32 off = *len;
+        if (off > PATH_MAX_BYTES - NAME_MAX_BYTES)
+            return;
+        void *mnt_root = peek_ptr((char *)vfsmnt + o->vfsmount_root);
+        void *parent = peek_ptr((char *)dentry + o->dentry_parent);
+        if (same_ptr(dentry, mnt_root)) {
+            void *mnt_parent = peek_ptr((char *)mnt + o->mount_parent);
+            if (same_ptr(mnt_parent, mnt)) {
+                *flags &= ~trunc_bit; /* global root */
+                return;
+            }
+            dentry = peek_ptr((char *)mnt + o->mount_mountpoint);
+            mnt = mnt_parent;
+            vfsmnt = (char *)mnt + o->mount_mnt;
+            continue;
+        }
+        if (same_ptr(parent, dentry)) {
+            *flags &= ~trunc_bit; /* root of a filesystem not mounted in our namespace */
+            return;
+        }
+        const char *name = peek_ptr((char *)dentry + o->dentry_name + o->qstr_name);
+        int n = bpf_probe_read_kernel_str(buf + off, NAME_MAX_BYTES, name);
+        if (n <= 0)
+            return;
+        *len = off + n;
+        dentry = parent;
+    }
+}
+
+#endif

@@ -1,0 +1,52 @@
+"""Kernel struct fields the BPF programs read, resolved from BTF at collector start.
+
+Why: this machine has no headers for its running kernel, and struct layouts change between
+builds, so the programs never compile field offsets in; they read this table from a map.
+The C struct `sysmon_offsets` (bpf/include/records.h) is generated from OFFSETS in this order.
+A field that does not exist on the running kernel gets OFFSET_MISSING and the program falls back.
+"""
+
+from __future__ import annotations
+
+OFFSET_MISSING = 0xFFFFFFFF
+
+# (name in the C struct, BTF struct, member path with '.' for nested anonymous members by name)
+OFFSETS: tuple[tuple[str, str, str], ...] = (
+    ("task_pid", "task_struct", "pid"),
+    ("task_tgid", "task_struct", "tgid"),
+    ("task_real_parent", "task_struct", "real_parent"),
+    ("task_group_leader", "task_struct", "group_leader"),
+    ("task_start_boottime", "task_struct", "start_boottime"),
+    ("task_cred", "task_struct", "cred"),
+    ("task_mm", "task_struct", "mm"),
+    ("task_fs", "task_struct", "fs"),
+    ("task_signal", "task_struct", "signal"),
+    ("task_loginuid", "task_struct", "loginuid"),
+    ("task_sessionid", "task_struct", "sessionid"),
+    ("task_exit_code", "task_struct", "exit_code"),
+    ("cred_uid", "cred", "uid"),
+    ("cred_gid", "cred", "gid"),
+    ("mm_arg_start", "mm_struct", "arg_start"),
+    ("mm_arg_end", "mm_struct", "arg_end"),
+    ("mm_end_code", "mm_struct", "end_code"),
+    ("mm_exe_file", "mm_struct", "exe_file"),
+    ("file_f_path", "file", "f_path"),
+    ("fs_pwd", "fs_struct", "pwd"),
+    ("signal_tty", "signal_struct", "tty"),
+    ("tty_index", "tty_struct", "index"),
+    ("path_mnt", "path", "mnt"),
+    ("path_dentry", "path", "dentry"),
+    ("dentry_parent", "dentry", "d_parent"),
+    ("dentry_name", "dentry", "d_name"),
+    ("qstr_len", "qstr", "len"),
+    ("qstr_name", "qstr", "name"),
+    ("mount_mnt", "mount", "mnt"),
+    ("mount_parent", "mount", "mnt_parent"),
+    ("mount_mountpoint", "mount", "mnt_mountpoint"),
+    ("vfsmount_root", "vfsmount", "mnt_root"),
+)
+
+# Fields the programs cannot work without (the rest degrade to "unknown" values).
+REQUIRED: frozenset[str] = frozenset(
+    n for n, _, _ in OFFSETS if n not in {"task_loginuid", "task_sessionid", "task_exit_code"}
+)
