@@ -1,0 +1,69 @@
+"""Compile and load the BPF programs with bcc, fill the offsets map, switch kinds on and off.
+
+Sources are bpf/include/common.h followed by every file in probes.PROBES, compiled as one
+module so they share the ring buffer and maps. common.h is prepended as text, not #included:
+bcc only rewrites map calls (`events.ringbuf_output(...)`) in the main file, and a helper in a
+header that touches a map would compile into an invalid indirect call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+from shared import records
+
+from .btf import pack_offsets, resolve_offsets
+from .errors import LoadError
+from .probes import PROBES
+
+BPF_DIR = Path(os.environ.get("SYSMON_BPF_DIR", Path(__file__).resolve().parents[1] / "bpf"))
+RINGBUF_PAGES = 2048  # 8 MiB
+
+
+def build_source() -> str:
+    parts = [(BPF_DIR / "include" / "common.h").read_text()]
+    parts += [(BPF_DIR / p.source).read_text() for p in PROBES]
+    return "\n".join(parts)
+
+
+class Programs:
+    """The loaded BPF module and the handles the collector needs from it."""
+
+    def __init__(self, btf_path: str | None = None) -> None:
+        offsets = resolve_offsets(btf_path)
+        try:
+            from bcc import BPF  # Debian's python3-bpfcc, through --system-site-packages
+        except ImportError as e:
+            raise LoadError("bcc is missing: install Debian's python3-bpfcc") from e
+        cflags = [f"-I{BPF_DIR / 'include'}", f"-DRINGBUF_PAGES={RINGBUF_PAGES}", "-Wno-unused-value"]
+        try:
+            self.bpf = BPF(text=build_source(), cflags=cflags)
+        except Exception as e:
+            raise LoadError(f"BPF programs failed to load: {e}") from e
+        table = self.bpf["offsets_map"]
+        table[ctypes.c_int(0)] = table.Leaf.from_buffer_copy(pack_offsets(offsets))
+        self.ring_fd: int = self.bpf["events"].map_fd
+        self.ring_size = RINGBUF_PAGES * 4096
+        self._enabled = self.bpf["enabled"]
+        self.enabled_kinds: frozenset[int] = frozenset()
+
+    def set_enabled(self, kinds: frozenset[int]) -> None:
+        """Switch record kinds on in the kernel; a kind nobody wants costs one map lookup."""
+        for k in range(records.MAX_BPF_KIND):
+            self._enabled[ctypes.c_int(k)] = ctypes.c_uint32(1 if k in kinds else 0)
+        self.enabled_kinds = kinds
+
+    def counters(self) -> dict[str, dict[int, int]]:
+        """Per-kind totals over CPUs of records emitted and dropped (ring buffer full)."""
+        out: dict[str, dict[int, int]] = {}
+        for name in ("emitted", "drops"):
+            table = self.bpf[name]
+            out[name] = {
+                k: sum(table[ctypes.c_int(k)]) for k in range(records.MAX_BPF_KIND)
+            }
+        return out
+
+    def close(self) -> None:
+        self.bpf.cleanup()

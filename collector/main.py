@@ -1,0 +1,186 @@
+"""sysmon-collector: the only root process. Load programs, drain the ring, publish.
+
+Lifecycle: resolve BTF offsets -> compile and load -> bind the socket -> loop { read
+subscriptions; drain the ring every few ms; add image hashes; publish batches; heartbeat }.
+It parses no config and no message except ZeroMQ subscriptions (collector/publisher.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import struct
+import sys
+import time
+
+import zmq
+
+from shared import envelope, records
+from shared.decode import encode, field_index, join_path
+
+from . import __version__
+from .errors import CollectorError
+from .hashes import ImageHasher
+from .hostinfo import HostContext
+from .loader import Programs
+from .procfs import snapshot_records
+from .publisher import Publisher
+from .ringbuf import RingReader
+
+DEFAULT_ENDPOINT = "ipc:///run/sysmon/collector.sock"
+BATCH_MAX = 512
+_EXEC_FIXED = struct.Struct(records.PROCESS_EXEC.fmt)
+_EXEC_KIND = records.PROCESS_EXEC.kind
+_PID, _START, _EXE_LEN = (field_index(records.PROCESS_EXEC, n) for n in ("pid", "start_ns", "exe_len"))
+
+
+class Collector:
+    def __init__(self, endpoints: list[str], group: str, interval_ms: int, heartbeat_s: float,
+                 btf_path: str | None = None) -> None:
+        self.programs = Programs(btf_path)
+        self.ring = RingReader(self.programs.ring_fd, self.programs.ring_size)
+        self.host = HostContext(__version__)
+        self.pub = Publisher(endpoints, self.host.origin, group)
+        self.hasher = ImageHasher()
+        self.interval_ms = interval_ms
+        self.heartbeat_s = heartbeat_s
+        self.running = True
+        self._pending_marks: list[int] = []
+        self._snapshot_due = False
+        self.programs.set_enabled(frozenset())
+
+    # -- subscriptions ---------------------------------------------------------------------
+    def apply_subscriptions(self) -> None:
+        changes = self.pub.read_subscriptions()
+        if not changes:
+            return
+        for subscribed, topic in changes:
+            if subscribed and topic == envelope.TOPIC_RECORDS:
+                self._snapshot_due = True
+            elif subscribed and topic.startswith(envelope.MARK):
+                try:
+                    self._pending_marks.append(int(topic[len(envelope.MARK):]))
+                except ValueError:
+                    self.pub.stats["bad_subscriptions"] += 1
+        kinds = set()
+        for k in self.pub.wanted(envelope.WANT_KIND):
+            if k.isdigit() and int(k) < records.MAX_BPF_KIND:
+                kinds.add(int(k))
+        if frozenset(kinds) != self.programs.enabled_kinds:
+            self.programs.set_enabled(frozenset(kinds))
+        self.hasher.algos = frozenset(a for a in self.pub.wanted(envelope.WANT_HASH)
+                                      if a in {n for _, n, _ in records.HASH_ORDER})
+
+    # -- data path -------------------------------------------------------------------------
+    def _with_hashes(self, recs: list[bytes]) -> list[bytes]:
+        """Insert an IMAGE_HASH record before each PROCESS_EXEC that has one."""
+        out = []
+        for rec in recs:
+            if rec[0] == _EXEC_KIND and rec[1] == 0:  # u16 kind, little-endian
+                v = _EXEC_FIXED.unpack_from(rec)
+                exe = join_path(rec[_EXEC_FIXED.size:_EXEC_FIXED.size + v[_EXE_LEN]])
+                h = self.hasher.record_for(v[_PID], v[_START], exe)
+                if h is not None:
+                    out.append(h)
+            out.append(rec)
+        return out
+
+    def publish(self, recs: list[bytes]) -> None:
+        if self.hasher.algos:
+            recs = self._with_hashes(recs)
+        for i in range(0, len(recs), BATCH_MAX):
+            chunk = recs[i:i + BATCH_MAX]
+            self.pub.publish_records(b"".join(chunk), len(chunk))
+
+    def drain(self) -> None:
+        recs: list[bytes] = []
+        while self.ring.drain(recs, BATCH_MAX * 8):
+            self.publish(recs)
+            recs = []
+        if self._snapshot_due:
+            self._snapshot_due = False
+            self.publish(snapshot_records())
+        if self._pending_marks:
+            marks = [encode(records.MARKER, token=t) for t in self._pending_marks]
+            self._pending_marks = []
+            self.pub.publish_records(b"".join(marks), len(marks))
+
+    def counters(self) -> dict:
+        kernel = self.programs.counters()
+        return {
+            "kernel_emitted": kernel["emitted"],
+            "kernel_dropped": kernel["drops"],
+            "ring_records": self.ring.records,
+            "published": dict(self.pub.stats),
+            "hash_failures": self.hasher.failures,
+            "enabled_kinds": sorted(self.programs.enabled_kinds),
+        }
+
+    def heartbeat(self) -> None:
+        self.host.refresh()
+        self.pub.publish_host(self.host.build(self.counters()))
+
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.pub.sock, zmq.POLLIN)
+        next_beat = 0.0
+        while self.running:
+            if poller.poll(self.interval_ms):
+                self.apply_subscriptions()
+                if self._snapshot_due:
+                    next_beat = 0.0  # a new filterd needs the host context first
+            now = time.monotonic()
+            if now >= next_beat:
+                self.heartbeat()
+                next_beat = now + self.heartbeat_s
+            self.drain()
+        self.drain()
+        self.heartbeat()
+
+    def close(self) -> None:
+        self.pub.close()
+        self.ring.close()
+        self.programs.close()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="sysmon-collector", description=__doc__.splitlines()[0])
+    p.add_argument("--endpoint", action="append", help=f"ZeroMQ bind endpoint (default {DEFAULT_ENDPOINT})")
+    p.add_argument("--group", default="sysmon", help="group allowed to connect to ipc endpoints")
+    p.add_argument("--interval-ms", type=int, default=5, help="ring buffer drain period")
+    p.add_argument("--heartbeat", type=float, default=2.0, help="host context period, seconds")
+    p.add_argument("--btf", help="BTF file to use instead of /sys/kernel/btf/vmlinux")
+    p.add_argument("--print-bpf", action="store_true", help="print the BPF source and exit")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.print_bpf:
+        from .loader import build_source
+
+        print(build_source())
+        return 0
+    try:
+        collector = Collector(args.endpoint or [DEFAULT_ENDPOINT], args.group, args.interval_ms,
+                              args.heartbeat, args.btf)
+    except (CollectorError, zmq.ZMQError, OSError) as e:
+        print(f"sysmon-collector: {e}", file=sys.stderr)
+        return 1
+
+    def stop(signum: int, frame: object) -> None:
+        collector.running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"sysmon-collector {__version__}: publishing on {', '.join(args.endpoint or [DEFAULT_ENDPOINT])}",
+          file=sys.stderr, flush=True)
+    try:
+        collector.run()
+    finally:
+        collector.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
