@@ -100,6 +100,10 @@ class SystemHeader:
         """This process as Sysmon would describe itself: hostname, pid, tid, euid."""
         return cls(socket.gethostname(), os.getpid(), threading.get_native_id(), os.geteuid())
 
+    def __getstate__(self) -> dict[str, object]:
+        # pickle/copy only the fields, not the compiled per-event-type fillers
+        return {f: getattr(self, f) for f in ("computer", "process_id", "thread_id", "user_id")}
+
     @cached_property
     def _formats(self) -> dict[int, Callable[[str, int, Sequence[str]], str]]:
         # event id -> compiled filler (args: SystemTime, EventRecordID, values)
@@ -161,7 +165,8 @@ def render_event(etype: EventType, values: Sequence[str], header: SystemHeader, 
     """One Sysmon event as its exact XML text.
 
     `values` are the EventData values in `etype.fields` order, already formatted as strings;
-    None / "" become `-`. `now_ns` is the formatting time (default: now) for TimeCreated.
+    None / "" become `-` (prefer "" on the hot path: None costs an extra pass). `now_ns` is the
+    formatting time (default: now) for TimeCreated. Raises ValueError on a wrong value count.
     """
     fill = header._formats.get(etype.id) or _compile(header, etype)
     try:

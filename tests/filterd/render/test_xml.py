@@ -145,6 +145,16 @@ def test_several_headers_and_types_do_not_mix() -> None:
     assert render_event(BY_ID[5], ["a"] * 6, SystemHeader("vm", 9322, 9322, 0), 1, NOW) == a
 
 
+def test_header_pickles_and_copies_after_use() -> None:
+    import copy
+    import pickle
+    h = SystemHeader("h", 1, 2, 3)
+    render_event(BY_ID[5], ["a"] * 6, h, 1, NOW)
+    for h2 in (pickle.loads(pickle.dumps(h)), copy.deepcopy(h), copy.copy(h)):
+        assert h2 == h
+        assert render_event(BY_ID[5], ["a"] * 6, h2, 1, NOW) == render_event(BY_ID[5], ["a"] * 6, h, 1, NOW)
+
+
 def test_computer_is_escaped() -> None:
     out = render_event(BY_ID[5], ["a"] * 6, SystemHeader("a&b<c>'{x}\"\\", 1, 1, 0), 1, NOW)
     assert "<Computer>a&amp;b&lt;c&gt;'{x}\"\\</Computer>" in out
