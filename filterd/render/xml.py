@@ -4,8 +4,9 @@ Owns the exact text of one event: the `<System>` block (`outputxml.cpp FormatSys
 pugixml with `format_raw | format_no_declaration`: one line, no declaration, no whitespace,
 no namespace) followed by `<EventData>` with one `<Data Name="...">` per schema field in
 order. Rendering is on filterd's hot path, so everything that does not change per event is
-precomputed: per (header, event type) a single %-format string holding all markup, and text
-is only escaped when a cheap regex scan over all values finds something to escape.
+precomputed: per (header, event type) one generated function whose single f-string holds all
+markup, and values are only escaped when one C-speed pass over all of them (bytes.translate)
+finds something pugixml would escape.
 
 Text rules (reference §2.2/§2.4):
 * a value that is None or "" is written as `-` (`EventSetFieldS`);
