@@ -1,0 +1,35 @@
+"""Sysmon events 4 (service state: Started/Stopped) and 16 (configuration), made by filterd itself.
+
+They bypass the rules, as upstream. Event 16's Configuration is the path as the admin typed it
+(`Defaults` for the built-in config) and its hash uses the config's HashAlgorithms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from filterd import __version__
+from filterd.render.timefmt import utc_time
+from filterd.schema import SCHEMA_VERSION
+
+_HASH_NAMES = {"SHA1": "sha1", "MD5": "md5", "SHA256": "sha256"}
+
+
+def service_state(state: str) -> tuple[str, ...]:
+    return (utc_time(time.time_ns()), state, __version__, SCHEMA_VERSION)
+
+
+def file_hashes(path: str, algorithms: tuple[str, ...]) -> str:
+    """`SHA1=..,MD5=..,SHA256=..` of a file for the algorithms asked (IMPHASH gives nothing)."""
+    algos = [a for a in algorithms if a in _HASH_NAMES] or ["SHA256"]
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return ""
+    return ",".join(f"{a}={hashlib.new(_HASH_NAMES[a], data).hexdigest()}" for a in algos)
+
+
+def config_state(configuration: str, file_hash: str) -> tuple[str, ...]:
+    return (utc_time(time.time_ns()), configuration, file_hash)

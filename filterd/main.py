@@ -1,0 +1,168 @@
+"""sysmon-filterd: load the config, drop privileges, subscribe, turn records into Sysmon XML.
+
+Order matters: everything that needs root (state directory, EventRecordID file) happens before
+the drop; ZeroMQ starts after it, so no thread of this process ever runs as root while data
+arrives. SIGHUP reloads the config (a bad one is reported and the running one kept); SIGTERM
+logs event 4 Stopped and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from filterd import __version__
+from filterd.config.errors import ConfigError
+from filterd.config.loader import default_config, load_config
+from filterd.config.model import Config
+from filterd.events.service_state import config_state, file_hashes, service_state
+from filterd.pipeline import Pipeline
+from filterd.privileges import drop_to, no_new_privs, user_ids
+from filterd.receiver import Receiver
+from filterd.sink.stdout import StdoutSink
+from filterd.sink.syslog import SyslogSink
+from filterd.state.record_id import RecordIdCounter
+from shared.records import kinds_for_events
+
+DEFAULT_ENDPOINT = "ipc:///run/sysmon/collector.sock"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="sysmon-filterd", description=__doc__.splitlines()[0])
+    p.add_argument("--endpoint", action="append", help=f"collector endpoint(s) (default {DEFAULT_ENDPOINT})")
+    p.add_argument("--config", help="Sysmon XML config (default: the built-in one)")
+    p.add_argument("--state-dir", default="/var/lib/sysmon", help="EventRecordID counter lives here")
+    p.add_argument("--syslog-socket", default="/dev/log")
+    p.add_argument("--no-syslog", action="store_true", help="do not write to syslog")
+    p.add_argument("--stdout", action="store_true", help="also print each event's XML on stdout")
+    p.add_argument("--user", default="sysmon", help="user to run as when started as root")
+    p.add_argument("--stats-file", help="write counters as JSON here every second")
+    return p.parse_args(argv)
+
+
+def load(path: str | None) -> Config:
+    return load_config(path) if path else default_config()
+
+
+def config_event(path: str | None, config: Config) -> tuple[str, ...]:
+    if not path:
+        return config_state("Defaults", "")
+    return config_state(path, file_hashes(path, config.hash_algorithms))
+
+
+class Daemon:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.config = load(args.config)
+        state = Path(args.state_dir)
+        if os.geteuid() == 0:
+            uid, gid = user_ids(args.user)
+            state.mkdir(parents=True, exist_ok=True)
+            os.chown(state, uid, gid)
+            os.chmod(state, 0o750)
+        self.record_ids = RecordIdCounter(state / "eventId")
+        sinks: list = []
+        if not args.no_syslog:
+            sinks.append(SyslogSink(args.syslog_socket))
+        if args.stdout:
+            sinks.append(StdoutSink())
+        if os.geteuid() == 0:
+            drop_to(args.user)
+        no_new_privs()
+        self.pipeline = Pipeline(self.config, sinks, self.record_ids)
+        self.receiver = Receiver(args.endpoint or [DEFAULT_ENDPOINT], self.pipeline)
+        self.subscribe()
+        self.running = True
+        self.reload_requested = False
+
+    def subscribe(self) -> None:
+        events = self.config.enabled_event_ids()
+        hashes = self.config.hash_algorithms if 1 in events else ()
+        self.receiver.set_wants(kinds_for_events(events), hashes)
+
+    def reload(self) -> None:
+        try:
+            config = load(self.args.config)
+        except ConfigError as e:
+            print(f"sysmon-filterd: reload rejected, keeping the running config: {e}", file=sys.stderr)
+            return
+        self.config = config
+        self.pipeline.set_config(config)
+        self.subscribe()
+        self.pipeline.service_event(16, config_event(self.args.config, config))
+
+    def write_stats(self) -> None:
+        if not self.args.stats_file:
+            return
+        data = {
+            "pid": os.getpid(),
+            "stats": dict(self.pipeline.stats),
+            "markers": self.pipeline.markers,
+            "hosts": {o: h.counters for o, h in self.pipeline.hosts.items()},
+            "sinks": {type(s).__name__: {"sent": getattr(s, "sent", 0), "dropped": getattr(s, "dropped", 0)}
+                      for s in self.pipeline.sinks},
+        }
+        tmp = self.args.stats_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, self.args.stats_file)
+
+    def run(self) -> None:
+        self.pipeline.service_event(16, config_event(self.args.config, self.config))
+        self.pipeline.service_event(4, service_state("Started"))
+        next_stats = 0.0
+        while self.running:
+            self.receiver.poll(100)
+            if self.reload_requested:
+                self.reload_requested = False
+                self.reload()
+            now = time.monotonic()
+            if now >= next_stats:
+                self.write_stats()
+                next_stats = now + 1.0
+        self.receiver.poll(0)
+        self.pipeline.service_event(4, service_state("Stopped"))
+        self.write_stats()
+
+    def close(self) -> None:
+        self.receiver.close()
+        for s in self.pipeline.sinks:
+            s.close()
+        self.record_ids.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        daemon = Daemon(args)
+    except ConfigError as e:
+        print(f"sysmon-filterd: {e}", file=sys.stderr)
+        return 1
+    except (KeyError, OSError) as e:
+        print(f"sysmon-filterd: cannot start: {e}", file=sys.stderr)
+        return 1
+
+    def stop(signum: int, frame: object) -> None:
+        daemon.running = False
+
+    def hup(signum: int, frame: object) -> None:
+        daemon.reload_requested = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, hup)
+    print(f"sysmon-filterd {__version__}: running as uid {os.getuid()}", file=sys.stderr, flush=True)
+    try:
+        daemon.run()
+    finally:
+        daemon.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""Batch in, XML out: decode -> correlate -> build the Sysmon event -> rules -> trim -> render -> sinks.
+
+No socket code here (filterd/receiver.py feeds it), so tests and the replay tool drive it with
+plain bytes. Every hop counts (stats): batches, sequence gaps, malformed frames, unknown kinds,
+records decoded, events included/excluded, events written.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from filterd.config.model import Config
+from filterd.events import process_create, process_terminate
+from filterd.guid import process_guid
+from filterd.render.xml import SystemHeader, render_event
+from filterd.schema import BY_ID
+from filterd.sink import Sink
+from filterd.state.hosts import MAX_PARKED_BATCHES, HostState
+from filterd.state.process_cache import Process
+from filterd.state.record_id import RecordIdCounter
+from shared import records
+from shared.decode import decode, split
+from shared.errors import FrameError
+
+_EXEC, _EXIT, _FORK = records.PROCESS_EXEC.kind, records.PROCESS_EXIT.kind, records.PROCESS_FORK.kind
+_HASH, _MARKER = records.IMAGE_HASH.kind, records.MARKER.kind
+_FORK_F = {f.name: i for i, f in enumerate(records.PROCESS_FORK.all_fields)}
+_HASH_F = {f.name: i for i, f in enumerate(records.IMAGE_HASH.all_fields)}
+MAX_PENDING_HASHES = 1024
+
+
+class Pipeline:
+    def __init__(self, config: Config, sinks: Sequence[Sink], record_ids: RecordIdCounter) -> None:
+        self.sinks = list(sinks)
+        self.record_ids = record_ids
+        self.hosts: dict[str, HostState] = {}
+        self.headers: dict[str, SystemHeader] = {}
+        self.stats: Counter[str] = Counter()
+        self.markers: dict[str, int] = {}
+        self.local_header = SystemHeader(socket.gethostname(), os.getpid(), os.getpid(), 0)
+        self.set_config(config)
+
+    def set_config(self, config: Config) -> None:
+        self.config = config
+        self.m_create = config.matcher(1)
+        self.m_terminate = config.matcher(5)
+        self.enabled = config.enabled_event_ids()
+
+    # -- output ----------------------------------------------------------------------------
+    def write(self, event_id: int, values: Sequence[str], header: SystemHeader) -> None:
+        xml = render_event(BY_ID[event_id], values, header, self.record_ids.next())
+        for sink in self.sinks:
+            sink.send(xml)
+        self.stats["written"] += 1
+
+    def filtered(self, event_id: int, matcher: Any, values: tuple[str, ...], header: SystemHeader) -> None:
+        include, rule_name = matcher.decide(values)
+        if not include:
+            self.stats["excluded"] += 1
+            return
+        self.stats["included"] += 1
+        values = (rule_name, *values[1:])
+        if self.config.field_sizes:
+            values = self.config.trim(event_id, values)
+        self.write(event_id, values, header)
+
+    def service_event(self, event_id: int, values: tuple[str, ...]) -> None:
+        """Events 4 and 16: never filtered (upstream bypasses the rules for them)."""
+        self.write(event_id, values, self.local_header)
+
+    # -- input -----------------------------------------------------------------------------
+    def host(self, origin: str) -> HostState:
+        h = self.hosts.get(origin)
+        if h is None:
+            h = self.hosts[origin] = HostState(origin)
+        return h
+
+    def on_host(self, origin: str, ctx: dict[str, Any]) -> None:
+        h = self.host(origin)
+        h.update(ctx)
+        header = SystemHeader(h.hostname, h.collector_pid, h.collector_pid, 0)
+        if self.headers.get(origin) != header:
+            self.headers[origin] = header
+        parked, h.parked = h.parked, []
+        for blob in parked:
+            self.records(h, blob)
+
+    def on_batch(self, origin: str, seq: int, blob: bytes) -> None:
+        h = self.host(origin)
+        self.stats["batches"] += 1
+        if h.next_seq is not None and seq != h.next_seq:
+            if seq > h.next_seq:
+                self.stats["gap_batches"] += seq - h.next_seq
+            else:
+                self.stats["seq_restarts"] += 1  # collector restarted
+        h.next_seq = seq + 1
+        if not h.ready:
+            if len(h.parked) < MAX_PARKED_BATCHES:
+                h.parked.append(blob)
+            else:
+                self.stats["parked_dropped"] += 1
+            return
+        self.records(h, blob)
+
+    def records(self, h: HostState, blob: bytes) -> None:
+        header = self.headers[h.origin]
+        try:
+            for rec in split(blob):
+                try:
+                    spec, v, strings = decode(rec)
+                except FrameError as e:
+                    self.stats[type(e).__name__] += 1
+                    continue
+                self.stats["decoded"] += 1
+                kind = spec.kind
+                if kind == _EXEC:
+                    self.on_exec(h, v, strings, header)
+                elif kind == _EXIT:
+                    if 5 in self.enabled:
+                        self.filtered(5, self.m_terminate, process_terminate.build(h, v), header)
+                    else:
+                        h.cache.exited(v[process_terminate.PID], v[process_terminate.START],
+                                       v[process_terminate.TIME])
+                elif kind == _FORK:
+                    self.on_fork(h, v)
+                elif kind == _HASH:
+                    self.on_hash(h, v, strings)
+                elif kind == _MARKER:
+                    self.markers[h.origin] = v[-1]
+                    self.stats["markers"] += 1
+        except FrameError as e:
+            self.stats[type(e).__name__] += 1
+
+    def on_exec(self, h: HostState, v: tuple, strings: tuple[bytes, ...], header: SystemHeader) -> None:
+        proc = process_create.cache_process(h, v, strings)
+        if v[process_create.FLAGS] & records.REC_F_SNAPSHOT or 1 not in self.enabled:
+            return
+        hashes = ""
+        pending = h.pending_hashes.pop((proc.pid, v[process_create.START]), None)
+        if pending is not None:
+            hashes = process_create.format_hashes(pending[0], pending[1], self.config.hash_algorithms)
+        values = process_create.build(h, proc, v, hashes)
+        self.filtered(1, self.m_create, values, header)
+
+    def on_fork(self, h: HostState, v: tuple) -> None:
+        parent = h.cache.get(v[_FORK_F["pid"]], v[_FORK_F["parent_start_ns"]])
+        if parent is None:
+            self.stats["fork_parent_unknown"] += 1
+            return
+        start = v[_FORK_F["child_start_ns"]]
+        h.cache.put(
+            Process(
+                pid=v[_FORK_F["child_pid"]],
+                start_ns=start,
+                guid=process_guid(
+                    h.machine_id, (start + h.boot_epoch_ns) // 1_000_000_000, parent.end_code
+                ),
+                image=parent.image,
+                command_line=parent.command_line,
+                cwd=parent.cwd,
+                uid=v[_FORK_F["uid"]],
+                end_code=parent.end_code,
+            )
+        )
+
+    def on_hash(self, h: HostState, v: tuple, strings: tuple[bytes, ...]) -> None:
+        if len(h.pending_hashes) >= MAX_PENDING_HASHES:
+            h.pending_hashes.clear()
+            self.stats["hashes_dropped"] += 1
+        key = (v[_HASH_F["pid"]], v[_HASH_F["start_ns"]])
+        h.pending_hashes[key] = (v[_HASH_F["algos"]], strings[0])
