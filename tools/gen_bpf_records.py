@@ -6,6 +6,7 @@ Usage: python tools/gen_bpf_records.py [--check]
 
 from __future__ import annotations
 
+import struct
 import sys
 from pathlib import Path
 
@@ -16,6 +17,15 @@ from shared import records  # noqa: E402
 from shared.offsets import OFFSET_MISSING, OFFSETS  # noqa: E402
 
 HEADER_PATH = ROOT / "bpf" / "include" / "records.h"
+
+
+def field_offsets(kind: records.RecordKind) -> list[int]:
+    """Byte offset of each field as Python's struct module lays it out (the decoder's view)."""
+    out, fmt = [], "<"
+    for f in kind.all_fields:
+        out.append(struct.calcsize(fmt))
+        fmt += records.CTYPES[f.ctype]
+    return out
 
 
 def render() -> str:
@@ -43,6 +53,9 @@ def render() -> str:
             out.append(f"    {ctype} {f.name};" + (f"  /* {f.doc} */" if f.doc else ""))
         out.append("};")
         out.append(f"_Static_assert(sizeof(struct {k.cname}) == {k.fixed_size}, \"{k.name} size\");")
+        for f, off in zip(k.all_fields, field_offsets(k), strict=True):
+            out.append(f"_Static_assert(__builtin_offsetof(struct {k.cname}, {f.name}) == {off}, "
+                       f"\"{k.name}.{f.name}\");")
         out.append("")
     out.append(f"#define OFFSET_MISSING 0x{OFFSET_MISSING:x}")
     out.append("/* Kernel struct field offsets, filled from BTF by collector/btf.py (shared/offsets.py). */")

@@ -45,6 +45,26 @@ struct rec_process_exec {
     __u8 _pad1;
 };
 _Static_assert(sizeof(struct rec_process_exec) == 80, "PROCESS_EXEC size");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, kind) == 0, "PROCESS_EXEC.kind");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, flags) == 2, "PROCESS_EXEC.flags");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, size) == 4, "PROCESS_EXEC.size");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, time_ns) == 8, "PROCESS_EXEC.time_ns");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, pid) == 16, "PROCESS_EXEC.pid");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, tid) == 20, "PROCESS_EXEC.tid");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, ppid) == 24, "PROCESS_EXEC.ppid");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, uid) == 28, "PROCESS_EXEC.uid");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, gid) == 32, "PROCESS_EXEC.gid");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, auid) == 36, "PROCESS_EXEC.auid");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, sessionid) == 40, "PROCESS_EXEC.sessionid");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, tty) == 44, "PROCESS_EXEC.tty");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, start_ns) == 48, "PROCESS_EXEC.start_ns");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, parent_start_ns) == 56, "PROCESS_EXEC.parent_start_ns");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, end_code) == 64, "PROCESS_EXEC.end_code");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, exe_len) == 72, "PROCESS_EXEC.exe_len");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, cwd_len) == 74, "PROCESS_EXEC.cwd_len");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, args_len) == 76, "PROCESS_EXEC.args_len");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, _pad0) == 78, "PROCESS_EXEC._pad0");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, _pad1) == 79, "PROCESS_EXEC._pad1");
 
 /* The whole thread group is gone (group_dead). Hook: tracepoint sched:sched_process_exit, last thread only (bpf/process.bpf.c). */
 struct rec_process_exit {
@@ -60,6 +80,16 @@ struct rec_process_exit {
     __u64 end_code;  /* mm->end_code if the mm is still there, else 0 */
 };
 _Static_assert(sizeof(struct rec_process_exit) == 48, "PROCESS_EXIT size");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, kind) == 0, "PROCESS_EXIT.kind");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, flags) == 2, "PROCESS_EXIT.flags");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, size) == 4, "PROCESS_EXIT.size");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, time_ns) == 8, "PROCESS_EXIT.time_ns");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, pid) == 16, "PROCESS_EXIT.pid");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, tid) == 20, "PROCESS_EXIT.tid");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, uid) == 24, "PROCESS_EXIT.uid");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, exit_code) == 28, "PROCESS_EXIT.exit_code");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, start_ns) == 32, "PROCESS_EXIT.start_ns");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, end_code) == 40, "PROCESS_EXIT.end_code");
 
 /* A new process (not a thread): the child inherits the parent's image until it execs. Hook: raw tracepoint sched_process_fork, new processes only (bpf/process.bpf.c). */
 struct rec_process_fork {
@@ -75,6 +105,16 @@ struct rec_process_fork {
     __u64 parent_start_ns;
 };
 _Static_assert(sizeof(struct rec_process_fork) == 48, "PROCESS_FORK size");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, kind) == 0, "PROCESS_FORK.kind");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, flags) == 2, "PROCESS_FORK.flags");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, size) == 4, "PROCESS_FORK.size");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, time_ns) == 8, "PROCESS_FORK.time_ns");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, pid) == 16, "PROCESS_FORK.pid");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, tid) == 20, "PROCESS_FORK.tid");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, child_pid) == 24, "PROCESS_FORK.child_pid");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, uid) == 28, "PROCESS_FORK.uid");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, child_start_ns) == 32, "PROCESS_FORK.child_start_ns");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, parent_start_ns) == 40, "PROCESS_FORK.parent_start_ns");
 
 #define OFFSET_MISSING 0xffffffff
 /* Kernel struct field offsets, filled from BTF by collector/btf.py (shared/offsets.py). */

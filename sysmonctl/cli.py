@@ -1,0 +1,30 @@
+"""sysmonctl entry point: subcommands are registered by the modules that implement them."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import run as run_mod
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sysmonctl", description="Control and inspect the Sysmon monitor.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run collector and filterd in the foreground, printing events")
+    r.add_argument("--config", help="Sysmon XML config (default: built-in: log ProcessCreate/Terminate)")
+    r.add_argument("--endpoint", default=run_mod.DEFAULT_ENDPOINT)
+    r.add_argument("--syslog-socket", default="/dev/log")
+    r.add_argument("--state-dir", default="/var/lib/sysmon")
+    r.set_defaults(func=lambda a: run_mod.run(a.config, a.endpoint, a.syslog_socket, a.state_dir))
+    try:
+        from .rules_cli import add_subcommands
+    except ImportError:  # rule tooling not installed in this build
+        pass
+    else:
+        add_subcommands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)

@@ -1,0 +1,117 @@
+"""Real collector and filterd processes for tests, wired to a private rsyslog.
+
+Everything lives under /run/sysmon-test-<id>/ (not /tmp's 0700 pytest dirs) because filterd
+drops to the `sysmon` user and must still reach its sockets and state directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness.rsyslog import Rsyslog
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Monitor:
+    """collector + filterd + rsyslog, started in that order, stopped in reverse."""
+
+    def __init__(self, config: str | None = None, extra_filterd: tuple[str, ...] = ()) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="sysmon-test-", dir="/run"))
+        os.chmod(self.dir, 0o755)
+        self.endpoint = f"ipc://{self.dir}/ipc/collector.sock"
+        self.stats_path = self.dir / "state" / "stats.json"
+        self.config = config
+        self.extra_filterd = extra_filterd
+        self.rsyslog = Rsyslog(self.dir / "rsyslog")
+        self.collector: subprocess.Popen[bytes] | None = None
+        self.filterd: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self, module: str, *args: str, log: str) -> subprocess.Popen[bytes]:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        out = open(self.dir / log, "wb")  # noqa: SIM115 (lives as long as the process)
+        return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+    def start(self) -> Monitor:
+        self.rsyslog.start()
+        for p in (self.dir / "rsyslog", Path(self.rsyslog.socket_path).parent):
+            os.chmod(p, 0o755)
+        self.collector = self._spawn("collector", "--endpoint", self.endpoint, log="collector.log")
+        sock = Path(self.endpoint[len("ipc://"):])
+        self._wait(lambda: sock.exists(), 120, "collector socket")
+        args = ["--endpoint", self.endpoint, "--syslog-socket", self.rsyslog.socket_path,
+                "--state-dir", str(self.dir / "state"), "--stats-file", str(self.stats_path)]
+        if self.config:
+            args += ["--config", self.config]
+        self.filterd = self._spawn("filterd", *args, *self.extra_filterd, log="filterd.log")
+        self._wait(lambda: any(h for h in self.stats().get("hosts", {}).values()), 60, "host context")
+        return self
+
+    def _wait(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            for name, proc in (("collector", self.collector), ("filterd", self.filterd)):
+                if proc is not None and proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited ({proc.returncode}) waiting for {what}:\n{self.logs()}")
+            time.sleep(0.05)
+        raise TimeoutError(f"no {what} after {timeout}s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        out = []
+        for name in ("collector.log", "filterd.log"):
+            p = self.dir / name
+            if p.exists():
+                out.append(f"--- {name}\n" + p.read_text(errors="replace")[-4000:])
+        return "\n".join(out)
+
+    def stats(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.stats_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def events(self) -> list[str]:
+        return self.rsyslog.lines("msg")
+
+    def wait_events(self, predicate: Callable[[list[str]], bool], timeout: float = 15.0) -> list[str]:
+        return self.rsyslog.wait_for(predicate, timeout=timeout)
+
+    def stop(self) -> None:
+        for proc in (self.filterd, self.collector):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.rsyslog.stop()
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def monitor() -> Iterator[Monitor]:
+    """A running monitor with the built-in config."""
+    m = Monitor()
+    try:
+        yield m.start()
+    finally:
+        m.stop()
+        m.cleanup()

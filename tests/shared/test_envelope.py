@@ -1,0 +1,46 @@
+"""Envelope round trips and every kind of bad frame."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared import envelope
+from shared.errors import FrameError, MalformedFrame, VersionMismatch
+from shared.version import WIRE_VERSION
+
+
+@given(st.text(max_size=80), st.integers(0, 2**63), st.binary(max_size=2000))
+def test_batch_round_trip(origin: str, seq: int, blob: bytes) -> None:
+    b = envelope.unpack_batch(envelope.pack_batch(origin, seq, blob))
+    assert b == (origin, seq, blob)
+
+
+def test_host_round_trip() -> None:
+    ctx = {"hostname": "h", "users": {0: "root", 1000: "u"}, "logins": [["pts/0", "u", 5]]}
+    m = envelope.unpack_host(envelope.pack_host("o", ctx))
+    assert m.origin == "o" and m.context["users"][1000] == "u"
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"\xc1", b"garbage", msgpack.packb([WIRE_VERSION]), msgpack.packb({"a": 1}),
+    msgpack.packb([WIRE_VERSION, 5, 0, b""]), msgpack.packb([WIRE_VERSION, "o", "x", b""]),
+])
+def test_malformed(body: bytes) -> None:
+    with pytest.raises(MalformedFrame):
+        envelope.unpack_batch(body)
+
+
+def test_version_mismatch() -> None:
+    with pytest.raises(VersionMismatch):
+        envelope.unpack_batch(msgpack.packb([WIRE_VERSION + 1, "o", 0, b""]))
+
+
+@given(st.binary(max_size=200))
+def test_any_bytes_give_frame_error_or_batch(body: bytes) -> None:
+    try:
+        envelope.unpack_batch(body)
+    except FrameError:
+        pass
