@@ -70,8 +70,13 @@ class KernelBtf:
         while True:
             t = self._type(type_id)
             kind = (t.info >> 24) & 0x1F
-            if kind not in (BTF_KIND_TYPEDEF, BTF_KIND_VOLATILE, BTF_KIND_CONST, BTF_KIND_RESTRICT,
-                            BTF_KIND_TYPE_TAG):
+            if kind not in (
+                BTF_KIND_TYPEDEF,
+                BTF_KIND_VOLATILE,
+                BTF_KIND_CONST,
+                BTF_KIND_RESTRICT,
+                BTF_KIND_TYPE_TAG,
+            ):
                 return type_id
             type_id = t.size_or_type
 

@@ -37,7 +37,12 @@ class Programs:
             from bcc import BPF  # Debian's python3-bpfcc, through --system-site-packages
         except ImportError as e:
             raise LoadError("bcc is missing: install Debian's python3-bpfcc") from e
-        cflags = [f"-I{BPF_DIR / 'include'}", f"-DRINGBUF_PAGES={RINGBUF_PAGES}", "-Wno-unused-value"]
+        cflags = [
+            f"-I{BPF_DIR / 'include'}",
+            f"-DRINGBUF_PAGES={RINGBUF_PAGES}",
+            "-Wno-unused-value",
+            "-Wno-ignored-attributes",
+        ]
         try:
             self.bpf = BPF(text=build_source(), cflags=cflags)
         except Exception as e:
@@ -60,9 +65,7 @@ class Programs:
         out: dict[str, dict[int, int]] = {}
         for name in ("emitted", "drops"):
             table = self.bpf[name]
-            out[name] = {
-                k: sum(table[ctypes.c_int(k)]) for k in range(records.MAX_BPF_KIND)
-            }
+            out[name] = {k: sum(table[ctypes.c_int(k)]) for k in range(records.MAX_BPF_KIND)}
         return out
 
     def close(self) -> None:

@@ -35,8 +35,14 @@ _PID, _START, _EXE_LEN = (field_index(records.PROCESS_EXEC, n) for n in ("pid", 
 
 
 class Collector:
-    def __init__(self, endpoints: list[str], group: str, interval_ms: int, heartbeat_s: float,
-                 btf_path: str | None = None) -> None:
+    def __init__(
+        self,
+        endpoints: list[str],
+        group: str,
+        interval_ms: int,
+        heartbeat_s: float,
+        btf_path: str | None = None,
+    ) -> None:
         self.programs = Programs(btf_path)
         self.ring = RingReader(self.programs.ring_fd, self.programs.ring_size)
         self.host = HostContext(__version__)
@@ -59,7 +65,7 @@ class Collector:
                 self._snapshot_due = True
             elif subscribed and topic.startswith(envelope.MARK):
                 try:
-                    self._pending_marks.append(int(topic[len(envelope.MARK):]))
+                    self._pending_marks.append(int(topic[len(envelope.MARK) :]))
                 except ValueError:
                     self.pub.stats["bad_subscriptions"] += 1
         kinds = set()
@@ -68,8 +74,9 @@ class Collector:
                 kinds.add(int(k))
         if frozenset(kinds) != self.programs.enabled_kinds:
             self.programs.set_enabled(frozenset(kinds))
-        self.hasher.algos = frozenset(a for a in self.pub.wanted(envelope.WANT_HASH)
-                                      if a in {n for _, n, _ in records.HASH_ORDER})
+        self.hasher.algos = frozenset(
+            a for a in self.pub.wanted(envelope.WANT_HASH) if a in {n for _, n, _ in records.HASH_ORDER}
+        )
 
     # -- data path -------------------------------------------------------------------------
     def _with_hashes(self, recs: list[bytes]) -> list[bytes]:
@@ -78,7 +85,7 @@ class Collector:
         for rec in recs:
             if rec[0] == _EXEC_KIND and rec[1] == 0:  # u16 kind, little-endian
                 v = _EXEC_FIXED.unpack_from(rec)
-                exe = join_path(rec[_EXEC_FIXED.size:_EXEC_FIXED.size + v[_EXE_LEN]])
+                exe = join_path(rec[_EXEC_FIXED.size : _EXEC_FIXED.size + v[_EXE_LEN]])
                 h = self.hasher.record_for(v[_PID], v[_START], exe)
                 if h is not None:
                     out.append(h)
@@ -89,7 +96,7 @@ class Collector:
         if self.hasher.algos:
             recs = self._with_hashes(recs)
         for i in range(0, len(recs), BATCH_MAX):
-            chunk = recs[i:i + BATCH_MAX]
+            chunk = recs[i : i + BATCH_MAX]
             self.pub.publish_records(b"".join(chunk), len(chunk))
 
     def drain(self) -> None:
@@ -162,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         print(build_source())
         return 0
     try:
-        collector = Collector(args.endpoint or [DEFAULT_ENDPOINT], args.group, args.interval_ms,
-                              args.heartbeat, args.btf)
+        collector = Collector(
+            args.endpoint or [DEFAULT_ENDPOINT], args.group, args.interval_ms, args.heartbeat, args.btf
+        )
     except (CollectorError, zmq.ZMQError, OSError) as e:
         print(f"sysmon-collector: {e}", file=sys.stderr)
         return 1
@@ -173,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"sysmon-collector {__version__}: publishing on {', '.join(args.endpoint or [DEFAULT_ENDPOINT])}",
-          file=sys.stderr, flush=True)
+    print(
+        f"sysmon-collector {__version__}: publishing on {', '.join(args.endpoint or [DEFAULT_ENDPOINT])}",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         collector.run()
     finally:

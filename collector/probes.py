@@ -21,8 +21,11 @@ class Probe:
 PROBES: tuple[Probe, ...] = (
     Probe(
         "process.bpf.c",
-        ("tracepoint:sched:sched_process_exec", "tracepoint:sched:sched_process_exit",
-         "raw_tracepoint:sched_process_fork"),
+        (
+            "tracepoint:sched:sched_process_exec",
+            "tracepoint:sched:sched_process_exit",
+            "raw_tracepoint:sched_process_fork",
+        ),
         (records.PROCESS_EXEC.kind, records.PROCESS_EXIT.kind, records.PROCESS_FORK.kind),
     ),
 )

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from filterd import __version__
 from filterd.config.errors import ConfigError
-from filterd.config.loader import default_config, load_config
+from filterd.config.loader import default_config, load_config_bytes
 from filterd.config.model import Config
-from filterd.events.service_state import config_state, file_hashes, service_state
+from filterd.events.service_state import config_state, data_hashes, service_state
 from filterd.pipeline import Pipeline
 from filterd.privileges import drop_to, no_new_privs, user_ids
 from filterd.receiver import Receiver
@@ -45,20 +45,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load(path: str | None) -> Config:
-    return load_config(path) if path else default_config()
-
-
-def config_event(path: str | None, config: Config) -> tuple[str, ...]:
+def load(path: str | None) -> tuple[Config, tuple[str, ...]]:
+    """The config and its event 16, hashed from the very bytes that were parsed."""
     if not path:
-        return config_state("Defaults", "")
-    return config_state(path, file_hashes(path, config.hash_algorithms))
+        return default_config(), config_state("Defaults", "")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(path, None, f"cannot read: {e.strerror}") from None
+    config = load_config_bytes(data, path)
+    return config, config_state(path, data_hashes(data, config.hash_algorithms))
 
 
 class Daemon:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.config = load(args.config)
+        self.config, self.config_event = load(args.config)
         state = Path(args.state_dir)
         if os.geteuid() == 0:
             uid, gid = user_ids(args.user)
@@ -87,14 +90,15 @@ class Daemon:
 
     def reload(self) -> None:
         try:
-            config = load(self.args.config)
+            config, event = load(self.args.config)
         except ConfigError as e:
             print(f"sysmon-filterd: reload rejected, keeping the running config: {e}", file=sys.stderr)
             return
         self.config = config
         self.pipeline.set_config(config)
         self.subscribe()
-        self.pipeline.service_event(16, config_event(self.args.config, config))
+        self.config_event = event
+        self.pipeline.service_event(16, event)
 
     def write_stats(self) -> None:
         if not self.args.stats_file:
@@ -104,8 +108,10 @@ class Daemon:
             "stats": dict(self.pipeline.stats),
             "markers": self.pipeline.markers,
             "hosts": {o: h.counters for o, h in self.pipeline.hosts.items()},
-            "sinks": {type(s).__name__: {"sent": getattr(s, "sent", 0), "dropped": getattr(s, "dropped", 0)}
-                      for s in self.pipeline.sinks},
+            "sinks": {
+                type(s).__name__: {"sent": getattr(s, "sent", 0), "dropped": getattr(s, "dropped", 0)}
+                for s in self.pipeline.sinks
+            },
         }
         tmp = self.args.stats_file + ".tmp"
         with open(tmp, "w") as f:
@@ -113,7 +119,7 @@ class Daemon:
         os.replace(tmp, self.args.stats_file)
 
     def run(self) -> None:
-        self.pipeline.service_event(16, config_event(self.args.config, self.config))
+        self.pipeline.service_event(16, self.config_event)
         self.pipeline.service_event(4, service_state("Started"))
         next_stats = 0.0
         while self.running:

@@ -123,8 +123,9 @@ class Pipeline:
                     if 5 in self.enabled:
                         self.filtered(5, self.m_terminate, process_terminate.build(h, v), header)
                     else:
-                        h.cache.exited(v[process_terminate.PID], v[process_terminate.START],
-                                       v[process_terminate.TIME])
+                        h.cache.exited(
+                            v[process_terminate.PID], v[process_terminate.START], v[process_terminate.TIME]
+                        )
                 elif kind == _FORK:
                     self.on_fork(h, v)
                 elif kind == _HASH:
@@ -156,9 +157,7 @@ class Pipeline:
             Process(
                 pid=v[_FORK_F["child_pid"]],
                 start_ns=start,
-                guid=process_guid(
-                    h.machine_id, (start + h.boot_epoch_ns) // 1_000_000_000, parent.end_code
-                ),
+                guid=process_guid(h.machine_id, (start + h.boot_epoch_ns) // 1_000_000_000, parent.end_code),
                 image=parent.image,
                 command_line=parent.command_line,
                 cwd=parent.cwd,

@@ -25,7 +25,7 @@ def wait_for_socket(endpoint: str, proc: subprocess.Popen, timeout: float = 120.
     if not endpoint.startswith("ipc://"):
         time.sleep(1.0)
         return proc.poll() is None
-    path = Path(endpoint[len("ipc://"):])
+    path = Path(endpoint[len("ipc://") :])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if path.exists():
@@ -36,8 +36,12 @@ def wait_for_socket(endpoint: str, proc: subprocess.Popen, timeout: float = 120.
     return False
 
 
-def run(config: str | None, endpoint: str = DEFAULT_ENDPOINT, syslog_socket: str = "/dev/log",
-        state_dir: str = "/var/lib/sysmon") -> int:
+def run(
+    config: str | None,
+    endpoint: str = DEFAULT_ENDPOINT,
+    syslog_socket: str = "/dev/log",
+    state_dir: str = "/var/lib/sysmon",
+) -> int:
     if os.geteuid() != 0:
         print("sysmonctl run: the collector needs root", file=sys.stderr)
         return 1

@@ -52,10 +52,12 @@ def render() -> str:
             ctype = "__" + f.ctype if f.ctype[0] in "us" else f.ctype
             out.append(f"    {ctype} {f.name};" + (f"  /* {f.doc} */" if f.doc else ""))
         out.append("};")
-        out.append(f"_Static_assert(sizeof(struct {k.cname}) == {k.fixed_size}, \"{k.name} size\");")
+        out.append(f'_Static_assert(sizeof(struct {k.cname}) == {k.fixed_size}, "{k.name} size");')
         for f, off in zip(k.all_fields, field_offsets(k), strict=True):
-            out.append(f"_Static_assert(__builtin_offsetof(struct {k.cname}, {f.name}) == {off}, "
-                       f"\"{k.name}.{f.name}\");")
+            out.append(
+                f"_Static_assert(__builtin_offsetof(struct {k.cname}, {f.name}) == {off}, "
+                f'"{k.name}.{f.name}");'
+            )
         out.append("")
     out.append(f"#define OFFSET_MISSING 0x{OFFSET_MISSING:x}")
     out.append("/* Kernel struct field offsets, filled from BTF by collector/btf.py (shared/offsets.py). */")

@@ -18,8 +18,13 @@ from shared.decode import field_index, join_path
 
 _F = {f.name: i for i, f in enumerate(records.PROCESS_EXEC.all_fields)}
 FLAGS, PID, PPID, UID = _F["flags"], _F["pid"], _F["ppid"], _F["uid"]
-SESSION, TTY, START, PSTART, END_CODE = _F["sessionid"], _F["tty"], _F["start_ns"], _F["parent_start_ns"], _F[
-    "end_code"]
+SESSION, TTY, START, PSTART, END_CODE = (
+    _F["sessionid"],
+    _F["tty"],
+    _F["start_ns"],
+    _F["parent_start_ns"],
+    _F["end_code"],
+)
 assert field_index(records.PROCESS_EXEC, "end_code") == END_CODE
 
 
@@ -52,14 +57,23 @@ def build(host: HostState, proc: Process, v: tuple, hashes: str) -> tuple[str, .
     if parent is None:
         p_guid, p_image, p_cmd, p_user = ZERO_GUID, "", "", ""
     else:
-        p_guid, p_image, p_cmd, p_user = parent.guid, parent.image, parent.command_line, host.user_name(parent.uid)
+        p_guid, p_image, p_cmd, p_user = (
+            parent.guid,
+            parent.image,
+            parent.command_line,
+            host.user_name(parent.uid),
+        )
     return (
         "",  # RuleName
         utc_time(proc.start_ns + host.boot_epoch_ns),
         proc.guid,
         str(proc.pid),
         proc.image,
-        "", "", "", "", "",  # FileVersion, Description, Product, Company, OriginalFileName
+        "",
+        "",
+        "",
+        "",
+        "",  # FileVersion, Description, Product, Company, OriginalFileName
         proc.command_line,
         proc.cwd,
         user,
@@ -82,6 +96,6 @@ def format_hashes(mask: int, digests: bytes, wanted: tuple[str, ...]) -> str:
     for bit, name, size in records.HASH_ORDER:
         if mask & bit:
             if name in wanted:
-                out.append(f"{name}={digests[pos:pos + size].hex()}")
+                out.append(f"{name}={digests[pos : pos + size].hex()}")
             pos += size
     return ",".join(out)

@@ -20,14 +20,10 @@ def service_state(state: str) -> tuple[str, ...]:
     return (utc_time(time.time_ns()), state, __version__, SCHEMA_VERSION)
 
 
-def file_hashes(path: str, algorithms: tuple[str, ...]) -> str:
-    """`SHA1=..,MD5=..,SHA256=..` of a file for the algorithms asked (IMPHASH gives nothing)."""
+def data_hashes(data: bytes, algorithms: tuple[str, ...]) -> str:
+    """`SHA1=..,MD5=..,SHA256=..` of the config bytes for the algorithms asked (IMPHASH gives
+    nothing; none left means SHA256, as upstream's LinuxGetFileHash)."""
     algos = [a for a in algorithms if a in _HASH_NAMES] or ["SHA256"]
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return ""
     return ",".join(f"{a}={hashlib.new(_HASH_NAMES[a], data).hexdigest()}" for a in algos)
 
 

@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from filterd.schema import BY_ID
 from shared.records import ARGS_MAX_BYTES
 from tests.harness.daemons import Monitor
 
 pytestmark = [pytest.mark.e2e, pytest.mark.bpf]
 
 TICK = os.sysconf("SC_CLK_TCK")
-CREATE_FIELDS = ("RuleName UtcTime ProcessGuid ProcessId Image FileVersion Description Product Company "
-                 "OriginalFileName CommandLine CurrentDirectory User LogonGuid LogonId TerminalSessionId "
-                 "IntegrityLevel Hashes ParentProcessGuid ParentProcessId ParentImage ParentCommandLine "
-                 "ParentUser").split()
+
+
+CREATE_FIELDS = list(BY_ID[1].fields)
 
 
 def parse(xml: str) -> tuple[dict[str, str], list[str], etree._Element]:
@@ -74,9 +74,11 @@ def test_marker_process_every_field(monitor: Monitor, tmp_path: Path) -> None:
     proc = subprocess.Popen([marker, "0.5"], executable="/usr/bin/sleep", cwd=workdir)
     time.sleep(0.1)
     expected_guids = guid_for(proc.pid)
-    started = boot_epoch() + int(Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]) / TICK
+    started = (
+        boot_epoch() + int(Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]) / TICK
+    )
     assert proc.wait() == 0
-    lines = monitor.wait_events(lambda ls: bool(find(ls, 5, f"<Data Name=\"ProcessId\">{proc.pid}<")))
+    lines = monitor.wait_events(lambda ls: bool(find(ls, 5, f'<Data Name="ProcessId">{proc.pid}<')))
 
     creates = find(lines, 1, marker)
     assert len(creates) == 1, lines[-5:]
@@ -119,7 +121,7 @@ def test_marker_process_every_field(monitor: Monitor, tmp_path: Path) -> None:
     utc = time.strptime(ev["UtcTime"][:19], "%Y-%m-%d %H:%M:%S")
     assert abs(time.mktime(utc) - time.timezone - started) < 2
 
-    terms = find(lines, 5, f"<Data Name=\"ProcessId\">{proc.pid}<")
+    terms = find(lines, 5, f'<Data Name="ProcessId">{proc.pid}<')
     assert len(terms) == 1
     t = terms[0]
     assert list(t) == ["RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "User"]
@@ -136,8 +138,9 @@ def test_short_lived_process_has_full_argv(monitor: Monitor) -> None:
     args = [marker] + [f"a{i:04d}-{uuid.uuid4().hex[:8]}" for i in range(300)]
     assert len(" ".join(args)) < ARGS_MAX_BYTES
     subprocess.run(args, executable="/bin/true", check=True)
-    lines = monitor.wait_events(lambda ls: bool(find(ls, 5, "<Data Name=\"Image\">/usr/bin/true<")
-                                                and find(ls, 1, marker)))
+    lines = monitor.wait_events(
+        lambda ls: bool(find(ls, 5, '<Data Name="Image">/usr/bin/true<') and find(ls, 1, marker))
+    )
     ev = find(lines, 1, marker)[0]
     assert ev["CommandLine"] == " ".join(args)
     assert ev["Image"] == "/usr/bin/true"
@@ -168,7 +171,7 @@ def test_garbage_to_collector_socket_is_counted_and_changes_nothing(monitor: Mon
 
     import zmq
 
-    path = monitor.endpoint[len("ipc://"):]
+    path = monitor.endpoint[len("ipc://") :]
     # 1. raw bytes on the socket: not even ZMTP
     for junk in (b"\x00" * 64, os.urandom(512), b"GET / HTTP/1.0\r\n\r\n"):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -180,8 +183,15 @@ def test_garbage_to_collector_socket_is_counted_and_changes_nothing(monitor: Mon
     x = ctx.socket(zmq.XSUB)
     x.connect(monitor.endpoint)
     time.sleep(0.2)
-    for msg in (b"", b"\x07nonsense", b"\x01mark/not-a-number", b"\x01want/k/999", b"\x01want/k/abc",
-                b"\x01want/h/NOPE", b"\x00never-subscribed"):
+    for msg in (
+        b"",
+        b"\x07nonsense",
+        b"\x01mark/not-a-number",
+        b"\x01want/k/999",
+        b"\x01want/k/abc",
+        b"\x01want/h/NOPE",
+        b"\x00never-subscribed",
+    ):
         x.send(msg)
     time.sleep(0.5)
     x.close(0)
@@ -221,7 +231,7 @@ def test_user_config_excludes_by_image(tmp_path: Path) -> None:
         assert p.returncode == 0
         lines = m.wait_events(lambda ls: bool(find(ls, 1, keep) and find(ls, 5, "/usr/bin/sleep")))
         assert not find(lines, 1, skip)
-        assert not find(lines, 5, "<Data Name=\"Image\">/usr/bin/true<")
+        assert not find(lines, 5, '<Data Name="Image">/usr/bin/true<')
         ev16 = next(parse(x)[0] for x in lines if "<EventID>16</EventID>" in x)
         assert ev16["Configuration"] == str(cfg)
         assert ev16["ConfigurationFileHash"] == "SHA256=" + hashlib.sha256(cfg.read_bytes()).hexdigest()

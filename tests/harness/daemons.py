@@ -42,18 +42,27 @@ class Monitor:
     def _spawn(self, module: str, *args: str, log: str) -> subprocess.Popen[bytes]:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         out = open(self.dir / log, "wb")  # noqa: SIM115 (lives as long as the process)
-        return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
 
     def start(self) -> Monitor:
         self.rsyslog.start()
         for p in (self.dir / "rsyslog", Path(self.rsyslog.socket_path).parent):
             os.chmod(p, 0o755)
         self.collector = self._spawn("collector", "--endpoint", self.endpoint, log="collector.log")
-        sock = Path(self.endpoint[len("ipc://"):])
+        sock = Path(self.endpoint[len("ipc://") :])
         self._wait(lambda: sock.exists(), 120, "collector socket")
-        args = ["--endpoint", self.endpoint, "--syslog-socket", self.rsyslog.socket_path,
-                "--state-dir", str(self.dir / "state"), "--stats-file", str(self.stats_path)]
+        args = [
+            "--endpoint",
+            self.endpoint,
+            "--syslog-socket",
+            self.rsyslog.socket_path,
+            "--state-dir",
+            str(self.dir / "state"),
+            "--stats-file",
+            str(self.stats_path),
+        ]
         if self.config:
             args += ["--config", self.config]
         self.filterd = self._spawn("filterd", *args, *self.extra_filterd, log="filterd.log")
@@ -67,7 +76,9 @@ class Monitor:
                 return
             for name, proc in (("collector", self.collector), ("filterd", self.filterd)):
                 if proc is not None and proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited ({proc.returncode}) waiting for {what}:\n{self.logs()}")
+                    raise RuntimeError(
+                        f"{name} exited ({proc.returncode}) waiting for {what}:\n{self.logs()}"
+                    )
             time.sleep(0.05)
         raise TimeoutError(f"no {what} after {timeout}s:\n{self.logs()}")
 

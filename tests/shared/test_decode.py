@@ -61,8 +61,16 @@ def test_truncated_and_unknown() -> None:
         decode(bytes(bad))
 
 
-@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)),
-                        min_size=1, max_size=20), max_size=10))
+@given(
+    st.lists(
+        st.text(
+            alphabet=st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)),
+            min_size=1,
+            max_size=20,
+        ),
+        max_size=10,
+    )
+)
 def test_path_round_trip(parts: list[str]) -> None:
     path = "/" + "/".join(parts)
     assert join_path(split_path(path)) == path

@@ -34,8 +34,11 @@ def test_header_is_common_prefix() -> None:
 
 
 def test_generated_c_header_is_current() -> None:
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_bpf_records.py"), "--check"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "gen_bpf_records.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
 
 
