@@ -58,6 +58,11 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     __u8 *tail = s->data + sizeof(*r);
     r->exe_len = 0;
     void *exe_file = read_ptr(mm, o->mm_exe_file);
+    void *inode = read_ptr(exe_file, o->file_f_inode);
+    r->exe_ino = read_u64(inode, o->inode_ino);
+    r->exe_ctime = read_u64(inode, o->inode_ctime_sec);
+    r->exe_dev = read_u32(read_ptr(inode, o->inode_sb), o->sb_dev, 0);
+    r->_reserved = 0;
     if (exe_file)
         walk_path(o, (char *)exe_file + o->file_f_path, tail, &r->exe_len, &r->flags, REC_F_EXE_TRUNC);
     __u32 exe_len = r->exe_len;

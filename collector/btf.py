@@ -122,11 +122,15 @@ def resolve_offsets(btf_path: str | None = None) -> dict[str, int]:
     btf = KernelBtf(btf_path)
     try:
         result: dict[str, int] = {}
-        for name, struct_name, member in OFFSETS:
-            off = btf.member_offset(struct_name, member)
+        for name, struct_name, members in OFFSETS:
+            off = None
+            for member in members.split("|"):
+                off = btf.member_offset(struct_name, member)
+                if off is not None:
+                    break
             if off is None:
                 if name in REQUIRED:
-                    raise OffsetError(f"BTF has no field {struct_name}.{member} (needed for {name})")
+                    raise OffsetError(f"BTF has no field {struct_name}.{members} (needed for {name})")
                 off = OFFSET_MISSING
             result[name] = off
         return result

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import signal
-import struct
 import sys
 import time
 
 import zmq
 
 from shared import envelope, records
-from shared.decode import encode, field_index, join_path
+from shared.decode import encode
 
 from . import __version__
 from .errors import CollectorError
@@ -29,9 +28,6 @@ from .ringbuf import RingReader
 
 DEFAULT_ENDPOINT = "ipc:///run/sysmon/collector.sock"
 BATCH_MAX = 512
-_EXEC_FIXED = struct.Struct(records.PROCESS_EXEC.fmt)
-_EXEC_KIND = records.PROCESS_EXEC.kind
-_PID, _START, _EXE_LEN = (field_index(records.PROCESS_EXEC, n) for n in ("pid", "start_ns", "exe_len"))
 
 
 class Collector:
@@ -63,6 +59,7 @@ class Collector:
         for subscribed, topic in changes:
             if subscribed and topic == envelope.TOPIC_RECORDS:
                 self._snapshot_due = True
+                self.hasher.forget_sent()
             elif subscribed and topic.startswith(envelope.MARK):
                 try:
                     self._pending_marks.append(int(topic[len(envelope.MARK) :]))
@@ -74,27 +71,13 @@ class Collector:
                 kinds.add(int(k))
         if frozenset(kinds) != self.programs.enabled_kinds:
             self.programs.set_enabled(frozenset(kinds))
-        self.hasher.algos = frozenset(
-            a for a in self.pub.wanted(envelope.WANT_HASH) if a in {n for _, n, _ in records.HASH_ORDER}
-        )
+        known = {n for _, n, _ in records.HASH_ORDER}
+        self.hasher.want(frozenset(a for a in self.pub.wanted(envelope.WANT_HASH) if a in known))
 
     # -- data path -------------------------------------------------------------------------
-    def _with_hashes(self, recs: list[bytes]) -> list[bytes]:
-        """Insert an IMAGE_HASH record before each PROCESS_EXEC that has one."""
-        out = []
-        for rec in recs:
-            if rec[0] == _EXEC_KIND and rec[1] == 0:  # u16 kind, little-endian
-                v = _EXEC_FIXED.unpack_from(rec)
-                exe = join_path(rec[_EXEC_FIXED.size : _EXEC_FIXED.size + v[_EXE_LEN]])
-                h = self.hasher.record_for(v[_PID], v[_START], exe)
-                if h is not None:
-                    out.append(h)
-            out.append(rec)
-        return out
-
     def publish(self, recs: list[bytes]) -> None:
         if self.hasher.algos:
-            recs = self._with_hashes(recs)
+            recs = self.hasher.records_for(recs)
         for i in range(0, len(recs), BATCH_MAX):
             chunk = recs[i : i + BATCH_MAX]
             self.pub.publish_records(b"".join(chunk), len(chunk))
@@ -128,14 +111,15 @@ class Collector:
         self.pub.publish_host(self.host.build(self.counters()))
 
     def run(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self.pub.sock, zmq.POLLIN)
+        """A timer loop, not an event loop: the kernel sends no wakeups (BPF_RB_NO_WAKEUP), and one
+        sleep plus one non-blocking read per tick is cheaper than a ZeroMQ poll."""
         next_beat = 0.0
+        interval = self.interval_ms / 1000
         while self.running:
-            if poller.poll(self.interval_ms):
-                self.apply_subscriptions()
-                if self._snapshot_due:
-                    next_beat = 0.0  # a new filterd needs the host context first
+            time.sleep(interval)
+            self.apply_subscriptions()
+            if self._snapshot_due:
+                next_beat = 0.0  # a new filterd needs the host context first
             now = time.monotonic()
             if now >= next_beat:
                 self.heartbeat()
@@ -154,7 +138,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="sysmon-collector", description=__doc__.splitlines()[0])
     p.add_argument("--endpoint", action="append", help=f"ZeroMQ bind endpoint (default {DEFAULT_ENDPOINT})")
     p.add_argument("--group", default="sysmon", help="group allowed to connect to ipc endpoints")
-    p.add_argument("--interval-ms", type=int, default=5, help="ring buffer drain period")
+    p.add_argument("--interval-ms", type=int, default=10, help="ring buffer drain period")
     p.add_argument("--heartbeat", type=float, default=2.0, help="host context period, seconds")
     p.add_argument("--btf", help="BTF file to use instead of /sys/kernel/btf/vmlinux")
     p.add_argument("--print-bpf", action="store_true", help="print the BPF source and exit")

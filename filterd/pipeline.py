@@ -15,7 +15,6 @@ from typing import Any
 
 from filterd.config.model import Config
 from filterd.events import process_create, process_terminate
-from filterd.guid import process_guid
 from filterd.render.xml import SystemHeader, render_event
 from filterd.schema import BY_ID
 from filterd.sink import Sink
@@ -30,7 +29,7 @@ _EXEC, _EXIT, _FORK = records.PROCESS_EXEC.kind, records.PROCESS_EXIT.kind, reco
 _HASH, _MARKER = records.IMAGE_HASH.kind, records.MARKER.kind
 _FORK_F = {f.name: i for i, f in enumerate(records.PROCESS_FORK.all_fields)}
 _HASH_F = {f.name: i for i, f in enumerate(records.IMAGE_HASH.all_fields)}
-MAX_PENDING_HASHES = 1024
+MAX_IMAGE_HASHES = 8192
 
 
 class Pipeline:
@@ -140,10 +139,12 @@ class Pipeline:
         proc = process_create.cache_process(h, v, strings)
         if v[process_create.FLAGS] & records.REC_F_SNAPSHOT or 1 not in self.enabled:
             return
-        hashes = ""
-        pending = h.pending_hashes.pop((proc.pid, v[process_create.START]), None)
-        if pending is not None:
-            hashes = process_create.format_hashes(pending[0], pending[1], self.config.hash_algorithms)
+        known = h.image_hashes.get(
+            (v[process_create.EXE_DEV], v[process_create.EXE_INO], v[process_create.EXE_CTIME])
+        )
+        hashes = (
+            process_create.format_hashes(known[0], known[1], self.config.hash_algorithms) if known else ""
+        )
         values = process_create.build(h, proc, v, hashes)
         self.filtered(1, self.m_create, values, header)
 
@@ -157,7 +158,8 @@ class Pipeline:
             Process(
                 pid=v[_FORK_F["child_pid"]],
                 start_ns=start,
-                guid=process_guid(h.machine_id, (start + h.boot_epoch_ns) // 1_000_000_000, parent.end_code),
+                start_s=(start + h.boot_epoch_ns) // 1_000_000_000,
+                machine_id=h.machine_id,
                 image=parent.image,
                 command_line=parent.command_line,
                 cwd=parent.cwd,
@@ -167,8 +169,7 @@ class Pipeline:
         )
 
     def on_hash(self, h: HostState, v: tuple, strings: tuple[bytes, ...]) -> None:
-        if len(h.pending_hashes) >= MAX_PENDING_HASHES:
-            h.pending_hashes.clear()
-            self.stats["hashes_dropped"] += 1
-        key = (v[_HASH_F["pid"]], v[_HASH_F["start_ns"]])
-        h.pending_hashes[key] = (v[_HASH_F["algos"]], strings[0])
+        if len(h.image_hashes) >= MAX_IMAGE_HASHES:
+            h.image_hashes.pop(next(iter(h.image_hashes)))
+        key = (v[_HASH_F["exe_dev"]], v[_HASH_F["exe_ino"]], v[_HASH_F["exe_ctime"]])
+        h.image_hashes[key] = (v[_HASH_F["algos"]], strings[0])

@@ -7,11 +7,12 @@ the records it makes itself (process snapshot, hashes, markers) and by tests.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterator
 
 from .errors import MalformedFrame, UnknownKind
-from .records import BY_KIND, HEADER_FMT, HEADER_SIZE, KINDS, RecordKind
+from .records import HEADER_FMT, HEADER_SIZE, KINDS, RecordKind
 
 _HEADER = struct.Struct(HEADER_FMT)
 _STRUCTS: dict[int, struct.Struct] = {k.kind: struct.Struct(k.fmt) for k in KINDS}
@@ -37,31 +38,34 @@ def split(blob: bytes) -> Iterator[memoryview]:
         pos += size
 
 
+def _plan(spec: RecordKind) -> tuple[RecordKind, struct.Struct, int, int]:
+    """(spec, struct, index of the first string length, number of strings), computed once."""
+    names = [f.name for f in spec.all_fields]
+    first = names.index(f"{spec.strings[0]}_len") if spec.strings else 0
+    return spec, _STRUCTS[spec.kind], first, len(spec.strings)
+
+
+_PLANS: dict[int, tuple[RecordKind, struct.Struct, int, int]] = {k.kind: _plan(k) for k in KINDS}
+
+
 def decode(rec: memoryview | bytes) -> tuple[RecordKind, tuple, tuple[bytes, ...]]:
-    kind = rec[0] | (rec[1] << 8)
-    spec = BY_KIND.get(kind)
-    if spec is None:
-        raise UnknownKind(f"record kind {kind}")
-    st = _STRUCTS[kind]
+    plan = _PLANS.get(rec[0] | (rec[1] << 8))
+    if plan is None:
+        raise UnknownKind(f"record kind {rec[0] | (rec[1] << 8)}")
+    spec, st, first, n = plan
     if len(rec) < st.size:
         raise MalformedFrame(f"{spec.name} shorter than its fixed part")
     values = st.unpack_from(rec)
-    if not spec.strings:
+    if not n:
         return spec, values, ()
-    n = len(spec.strings)
-    lens = values[len(values) - n - _pad_count(spec) : len(values) - _pad_count(spec)]
     pos = st.size
     out = []
-    for ln in lens:
+    for ln in values[first : first + n]:
         out.append(bytes(rec[pos : pos + ln]))
         pos += ln
     if pos > len(rec):
         raise MalformedFrame(f"{spec.name} strings overrun the record")
     return spec, values, tuple(out)
-
-
-def _pad_count(spec: RecordKind) -> int:
-    return sum(1 for f in spec.all_fields if f.name.startswith("_pad"))
 
 
 def encode(spec: RecordKind, strings: tuple[bytes, ...] = (), **fields: int) -> bytes:
@@ -81,15 +85,17 @@ def encode(spec: RecordKind, strings: tuple[bytes, ...] = (), **fields: int) -> 
     return _STRUCTS[spec.kind].pack(*(values[n] for n in names)) + b"".join(strings)
 
 
+@functools.lru_cache(maxsize=4096)
 def join_path(raw: bytes, truncated: bool = False) -> str:
     """Leaf-first NUL-terminated components (as the kernel walk wrote them) -> '/a/b/c'.
 
-    Sysmon marks a path whose walk stopped early with a leading '+'."""
+    Sysmon marks a path whose walk stopped early with a leading '+'. Memoised: the same
+    images and directories come back all the time."""
     if not raw:
         return "+/" if truncated else "/"
-    parts = raw.rstrip(b"\0").split(b"\0")
+    parts = raw.rstrip(b"\0").decode("utf-8", "surrogateescape").split("\0")
     parts.reverse()
-    path = "/" + "/".join(p.decode("utf-8", "replace") for p in parts)
+    path = "/" + "/".join(parts)
     return "+" + path if truncated else path
 
 

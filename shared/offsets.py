@@ -10,7 +10,7 @@ from __future__ import annotations
 
 OFFSET_MISSING = 0xFFFFFFFF
 
-# (name in the C struct, BTF struct, member path with '.' for nested anonymous members by name)
+# (name in the C struct, BTF struct, member; "a|b" tries a then b, for kernel renames)
 OFFSETS: tuple[tuple[str, str, str], ...] = (
     ("task_pid", "task_struct", "pid"),
     ("task_tgid", "task_struct", "tgid"),
@@ -34,6 +34,11 @@ OFFSETS: tuple[tuple[str, str, str], ...] = (
     ("fs_pwd", "fs_struct", "pwd"),
     ("signal_tty", "signal_struct", "tty"),
     ("tty_index", "tty_struct", "index"),
+    ("file_f_inode", "file", "f_inode"),
+    ("inode_ino", "inode", "i_ino"),
+    ("inode_sb", "inode", "i_sb"),
+    ("inode_ctime_sec", "inode", "i_ctime_sec|__i_ctime|i_ctime"),  # 6.11 | 6.6 | older: tv_sec first
+    ("sb_dev", "super_block", "s_dev"),
     ("path_mnt", "path", "mnt"),
     ("path_dentry", "path", "dentry"),
     ("dentry_parent", "dentry", "d_parent"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 
 # C type -> struct format char
 CTYPES: dict[str, str] = {"u8": "B", "u16": "H", "u32": "I", "s32": "i", "u64": "Q", "s64": "q"}
@@ -31,7 +32,7 @@ class Field:
     doc: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RecordKind:
     """One record kind: where it is born, which Sysmon events it feeds, and its layout."""
 
@@ -45,7 +46,7 @@ class RecordKind:
     string_max: dict[str, int] = field(default_factory=dict)
     doc: str = ""
 
-    @property
+    @cached_property
     def all_fields(self) -> tuple[Field, ...]:
         """Header + fixed fields + string lengths + explicit pad, in wire order."""
         out = HEADER_FIELDS + self.fields + tuple(Field(f"{s}_len", "u16") for s in self.strings)
@@ -54,11 +55,11 @@ class RecordKind:
             out += tuple(Field(f"_pad{i}", "u8") for i in range(8 - size % 8))
         return out
 
-    @property
+    @cached_property
     def fmt(self) -> str:
         return "<" + "".join(CTYPES[f.ctype] for f in self.all_fields)
 
-    @property
+    @cached_property
     def fixed_size(self) -> int:
         return struct.calcsize(self.fmt)
 
@@ -107,6 +108,10 @@ PROCESS_EXEC = RecordKind(
         Field("start_ns", "u64", "group leader start_boottime"),
         Field("parent_start_ns", "u64", "parent's group leader start_boottime"),
         Field("end_code", "u64", "mm->end_code, the ProcessGuid key"),
+        Field("exe_ino", "u64", "inode number of the image: with exe_dev and exe_ctime, its identity"),
+        Field("exe_ctime", "u64", "image inode ctime, seconds: changes when the file is rewritten"),
+        Field("exe_dev", "u32", "super_block->s_dev of the image (kernel dev_t encoding)"),
+        Field("_reserved", "u32"),
     ),
     strings=("exe", "cwd", "args"),
     string_max={"exe": PATH_MAX_BYTES, "cwd": PATH_MAX_BYTES, "args": ARGS_MAX_BYTES},
@@ -147,15 +152,18 @@ IMAGE_HASH = RecordKind(
     kind=64,
     name="IMAGE_HASH",
     origin="collector",
-    hook="collector/hashes.py, on each PROCESS_EXEC, sent just before it",
+    hook="collector/hashes.py, before the first PROCESS_EXEC of an image a subscriber has not seen",
     sysmon_ids=(1,),
     fields=(
-        Field("start_ns", "u64", "identifies the process with header.pid"),
+        Field("exe_ino", "u64", "identity of the hashed file, as in PROCESS_EXEC"),
+        Field("exe_ctime", "u64"),
+        Field("exe_dev", "u32"),
         Field("algos", "u32", "HASH_* bits present in `digests`"),
     ),
     strings=("digests",),
     string_max={"digests": 20 + 16 + 32},
-    doc="Digests of the executed file, in HASH_ORDER, for the algorithms filterd subscribed to.",
+    doc="Digests of an executed file, in HASH_ORDER, for the algorithms filterd subscribed to; "
+    "sent once per file identity (device, inode, ctime), not per exec.",
 )
 
 MARKER = RecordKind(

@@ -38,13 +38,17 @@ struct rec_process_exec {
     __u64 start_ns;  /* group leader start_boottime */
     __u64 parent_start_ns;  /* parent's group leader start_boottime */
     __u64 end_code;  /* mm->end_code, the ProcessGuid key */
+    __u64 exe_ino;  /* inode number of the image: with exe_dev and exe_ctime, its identity */
+    __u64 exe_ctime;  /* image inode ctime, seconds: changes when the file is rewritten */
+    __u32 exe_dev;  /* super_block->s_dev of the image (kernel dev_t encoding) */
+    __u32 _reserved;
     __u16 exe_len;
     __u16 cwd_len;
     __u16 args_len;
     __u8 _pad0;
     __u8 _pad1;
 };
-_Static_assert(sizeof(struct rec_process_exec) == 80, "PROCESS_EXEC size");
+_Static_assert(sizeof(struct rec_process_exec) == 104, "PROCESS_EXEC size");
 _Static_assert(__builtin_offsetof(struct rec_process_exec, kind) == 0, "PROCESS_EXEC.kind");
 _Static_assert(__builtin_offsetof(struct rec_process_exec, flags) == 2, "PROCESS_EXEC.flags");
 _Static_assert(__builtin_offsetof(struct rec_process_exec, size) == 4, "PROCESS_EXEC.size");
@@ -60,11 +64,15 @@ _Static_assert(__builtin_offsetof(struct rec_process_exec, tty) == 44, "PROCESS_
 _Static_assert(__builtin_offsetof(struct rec_process_exec, start_ns) == 48, "PROCESS_EXEC.start_ns");
 _Static_assert(__builtin_offsetof(struct rec_process_exec, parent_start_ns) == 56, "PROCESS_EXEC.parent_start_ns");
 _Static_assert(__builtin_offsetof(struct rec_process_exec, end_code) == 64, "PROCESS_EXEC.end_code");
-_Static_assert(__builtin_offsetof(struct rec_process_exec, exe_len) == 72, "PROCESS_EXEC.exe_len");
-_Static_assert(__builtin_offsetof(struct rec_process_exec, cwd_len) == 74, "PROCESS_EXEC.cwd_len");
-_Static_assert(__builtin_offsetof(struct rec_process_exec, args_len) == 76, "PROCESS_EXEC.args_len");
-_Static_assert(__builtin_offsetof(struct rec_process_exec, _pad0) == 78, "PROCESS_EXEC._pad0");
-_Static_assert(__builtin_offsetof(struct rec_process_exec, _pad1) == 79, "PROCESS_EXEC._pad1");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, exe_ino) == 72, "PROCESS_EXEC.exe_ino");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, exe_ctime) == 80, "PROCESS_EXEC.exe_ctime");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, exe_dev) == 88, "PROCESS_EXEC.exe_dev");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, _reserved) == 92, "PROCESS_EXEC._reserved");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, exe_len) == 96, "PROCESS_EXEC.exe_len");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, cwd_len) == 98, "PROCESS_EXEC.cwd_len");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, args_len) == 100, "PROCESS_EXEC.args_len");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, _pad0) == 102, "PROCESS_EXEC._pad0");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, _pad1) == 103, "PROCESS_EXEC._pad1");
 
 /* The whole thread group is gone (group_dead). Hook: tracepoint sched:sched_process_exit, last thread only (bpf/process.bpf.c). */
 struct rec_process_exit {
@@ -141,6 +149,11 @@ struct sysmon_offsets {
     __u32 fs_pwd;  /* fs_struct.pwd */
     __u32 signal_tty;  /* signal_struct.tty */
     __u32 tty_index;  /* tty_struct.index */
+    __u32 file_f_inode;  /* file.f_inode */
+    __u32 inode_ino;  /* inode.i_ino */
+    __u32 inode_sb;  /* inode.i_sb */
+    __u32 inode_ctime_sec;  /* inode.i_ctime_sec|__i_ctime|i_ctime */
+    __u32 sb_dev;  /* super_block.s_dev */
     __u32 path_mnt;  /* path.mnt */
     __u32 path_dentry;  /* path.dentry */
     __u32 dentry_parent;  /* dentry.d_parent */

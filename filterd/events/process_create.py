@@ -9,7 +9,9 @@ are known (from the collector's snapshot) instead of `-`.
 
 from __future__ import annotations
 
-from filterd.guid import ZERO_GUID, logon_guid, process_guid
+import functools
+
+from filterd.guid import ZERO_GUID
 from filterd.render.timefmt import utc_time
 from filterd.state.hosts import HostState
 from filterd.state.process_cache import Process
@@ -25,6 +27,7 @@ SESSION, TTY, START, PSTART, END_CODE = (
     _F["parent_start_ns"],
     _F["end_code"],
 )
+EXE_DEV, EXE_INO, EXE_CTIME = _F["exe_dev"], _F["exe_ino"], _F["exe_ctime"]
 assert field_index(records.PROCESS_EXEC, "end_code") == END_CODE
 
 
@@ -39,7 +42,8 @@ def cache_process(host: HostState, v: tuple, strings: tuple[bytes, ...]) -> Proc
     proc = Process(
         pid=v[PID],
         start_ns=start_ns,
-        guid=process_guid(host.machine_id, (start_ns + host.boot_epoch_ns) // 1_000_000_000, v[END_CODE]),
+        start_s=(start_ns + host.boot_epoch_ns) // 1_000_000_000,
+        machine_id=host.machine_id,
         image=join_path(strings[0], bool(flags & records.REC_F_EXE_TRUNC)),
         command_line=command_line(strings[2]),
         cwd=join_path(strings[1], bool(flags & records.REC_F_CWD_TRUNC)),
@@ -77,7 +81,7 @@ def build(host: HostState, proc: Process, v: tuple, hashes: str) -> tuple[str, .
         proc.command_line,
         proc.cwd,
         user,
-        logon_guid(host.machine_id, host.logon_seconds(tty, user), tty, proc.uid),
+        host.logon_guid(tty, proc.uid, user),
         str(proc.uid & 0xFFFF),  # LogonId
         str(v[SESSION]),  # TerminalSessionId
         "no level",
@@ -90,6 +94,7 @@ def build(host: HostState, proc: Process, v: tuple, hashes: str) -> tuple[str, .
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def format_hashes(mask: int, digests: bytes, wanted: tuple[str, ...]) -> str:
     """IMAGE_HASH digests -> `SHA1=..,MD5=..,SHA256=..` for the algorithms the config names."""
     out, pos = [], 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from filterd.guid import machine_id_from
+from filterd.guid import logon_guid, machine_id_from
 
 from .process_cache import ProcessCache
 
@@ -25,12 +25,13 @@ class HostState:
         self.boot_epoch_ns = 0
         self.users: dict[int, str] = {}
         self.logins: dict[tuple[str, str], int] = {}
+        self._logon_guids: dict[tuple[int, int, str], str] = {}
         self.collector_pid = 0
         self.counters: dict[str, Any] = {}
         self.cache = ProcessCache()
         self.next_seq: int | None = None
         self.parked: list[bytes] = []
-        self.pending_hashes: dict[tuple[int, int], tuple[int, bytes]] = {}
+        self.image_hashes: dict[tuple[int, int, int], tuple[int, bytes]] = {}  # identity -> (algos, digests)
 
     def update(self, ctx: dict[str, Any]) -> None:
         self.hostname = str(ctx.get("hostname") or "-")
@@ -42,11 +43,18 @@ class HostState:
         self.users = {int(k): str(v) for k, v in dict(ctx.get("users", {})).items()}
         self.logins = {(str(line), str(user)): int(sec) for line, user, sec in ctx.get("logins", [])}
         self.collector_pid = int(ctx.get("collector_pid", 0))
+        self._logon_guids: dict[tuple[int, int, str], str] = {}
         self.counters = dict(ctx.get("counters", {}))
         self.ready = True
 
     def user_name(self, uid: int) -> str:
         return self.users.get(uid, "-")
 
-    def logon_seconds(self, tty: int, user: str) -> int:
-        return self.logins.get((f"pts/{tty}", user), 0)
+    def logon_guid(self, tty: int, uid: int, user: str) -> str:
+        """LogonGuid: login time of `user` on pts/<tty> from utmp (0 if none), memoised."""
+        key = (tty, uid, user)
+        g = self._logon_guids.get(key)
+        if g is None:
+            secs = self.logins.get((f"pts/{tty}", user), 0)
+            g = self._logon_guids[key] = logon_guid(self.machine_id, secs, tty, uid)
+        return g

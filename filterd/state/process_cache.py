@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from filterd.guid import process_guid
+
 TICK_NS = 10_000_000
 EXITED_KEEP_NS = 60 * 1_000_000_000
 MAX_ENTRIES = 65536
@@ -23,13 +25,22 @@ MAX_ENTRIES = 65536
 class Process:
     pid: int
     start_ns: int  # CLOCK_BOOTTIME
-    guid: str
+    start_s: int  # wall-clock seconds of the start: the ProcessGuid's time part
+    machine_id: int
     image: str
     command_line: str
     cwd: str
     uid: int
     end_code: int
     exited_ns: int = 0
+    _guid: str = ""
+
+    @property
+    def guid(self) -> str:
+        """Computed on first use: most forked children exec before anyone asks for theirs."""
+        if not self._guid:
+            self._guid = process_guid(self.machine_id, self.start_s, self.end_code)
+        return self._guid
 
 
 class ProcessCache:
