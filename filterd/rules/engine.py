@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 from filterd import schema
 from filterd.config.model import AND, EXCLUDE, INCLUDE, OR, Config, EventRule, Filter, RuleAggregate
-from filterd.rules.conditions import CONDITIONS, IndexKey, fold, rarity, selectivity
+from filterd.rules.conditions import CONDITIONS, IndexKey, fold, selectivity
 
 Decision = tuple[bool, str]
 Check = Callable[[list[str]], bool]
@@ -41,7 +41,10 @@ _never: Check = lambda f: False  # noqa: E731
 # --- compiled terms ------------------------------------------------------------------------------
 
 class _Term:
-    """A filter compiled for one event type: slot in the folded-values list, predicate, index hint."""
+    """A filter compiled for one event type: field position (`slot`), predicate, index hint.
+
+    `check(values)` tests the raw rendered values (schema order), folding the one it reads.
+    """
 
     __slots__ = ("filter", "slot", "pred", "index", "check")
 
@@ -56,7 +59,12 @@ class _Term:
             self.check: Check = _never
         else:
             pred = self.pred
-            self.check = lambda f: pred(f[slot])
+
+            def check(v: Sequence[str]) -> bool:
+                s = v[slot]
+                return pred(s.lower() if s.isascii() else fold(s))
+
+            self.check = check
 
 
 def _all_of(terms: Sequence[_Term]) -> Check:
@@ -176,29 +184,15 @@ def _resolve(c: list[_Entry], f: list[str], generic: Sequence[_Entry]) -> _Entry
     return None
 
 
-def _anchor(key: str) -> str:
-    """The suffix of `key` starting at its rarest character: a necessary condition for `key in s`."""
-    best = max(range(len(key)), key=lambda i: (rarity(key[i]), -i))
-    return key[best:]
-
-
-def _substr_search(keys: Sequence[str]) -> tuple[Callable[[str], object], Callable[[str], object] | None]:
-    """(gate, exact) for "is any key a substring of s": truthy results mean yes.
-
-    `exact` answers the question; `gate` is a cheaper necessary condition (None when there is no
-    cheaper one): a trie regex over each key's suffix from its rarest character, so the regex engine
-    can skip most positions of a typical Linux string with its first-character set.
-    """
+def _substr_search(keys: Sequence[str]) -> Callable[[str], object]:
+    """A callable whose result is truthy when any of `keys` is a substring of its argument."""
     if "" in keys:
-        return (lambda s: True), None
+        return lambda s: True
     rx = _trie_regex(keys)
     if rx is None:
         words = tuple(keys)
-        return (lambda s: any(map(s.__contains__, words))), None
-    gate_rx = _trie_regex(list(dict.fromkeys(_anchor(k) for k in keys)))
-    if gate_rx is None or gate_rx.pattern == rx.pattern:
-        return rx.search, None
-    return rx.search, gate_rx.search
+        return lambda s: any(map(s.__contains__, words))
+    return rx.search
 
 
 _MEMO_CAP = 4096  # distinct values remembered per field before the memo is reset
@@ -309,23 +303,19 @@ class _OrSet:
                 lines.append(f"    for k in filter(s.{meth}, {keys}):")
                 lines.append("        " + on_cand(None, f"{const(rest)}[k]"))
         else:
-            if exact:
-                lines.append(f"if {_OrSet._substr_test(const, exact)}: {hit}")
+            # one regex over every key of the field; most values match none of them
+            lines.append(f"if {const(_substr_search(exact + list(rest)))}(s):")
+            if exact and rest:
+                lines.append(f"    if {const(_substr_search(exact))}(s): {hit}")
+            elif exact:
+                lines.append(f"    {hit}")
             if rest:
-                lines.append(f"if {_OrSet._substr_test(const, list(rest))}:")
                 lines.append(f"    for k in filter(s.__contains__, {const(tuple(rest))}):")
                 lines.append("        " + on_cand(None, f"{const(rest)}[k]"))
         return lines
 
-    @staticmethod
-    def _substr_test(const: Callable[[object], str], keys: Sequence[str]) -> str:
-        exact, gate = _substr_search(keys)
-        if gate is None:
-            return f"{const(exact)}(s)"
-        return f"{const(gate)}(s) and {const(exact)}(s)"
-
     def _gen(self, mode: str, slots: list[int], per: dict) -> Callable:
-        consts: dict[str, object] = {"_verify": _verify, "_resolve": _resolve, "_store": _store}
+        consts: dict[str, object] = {"_verify": _verify, "_resolve": _resolve, "_store": _store, "_fold": fold}
 
         def const(obj: object) -> str:
             name = f"K{len(consts)}"
@@ -337,16 +327,17 @@ class _OrSet:
         for slot in slots:
             body.append(f"s = f[{slot}]")
             if slot in self.memo_slots:
-                # memoized: a per-field function computes the field's result once per distinct value
+                # memoized: a per-field function computes the field's result once per distinct raw value
                 memo = const({})
                 fn = f"_field{slot}"
-                helpers.append(f"def {fn}(s):")
+                helpers.append(f"def {fn}(raw):")
+                helpers.append("    s = raw.lower() if raw.isascii() else _fold(raw)")
                 helpers.append("    r = ()")
                 for family, table in per[slot].items():
-                    for line in self._family_lines(const, family, table, mode, f"return _store({memo}, s, True)",
+                    for line in self._family_lines(const, family, table, mode, f"return _store({memo}, raw, True)",
                                                    lambda cond, v: _when(cond, f"r = r + {v}")):
                         helpers.append("    " + line)
-                helpers.append(f"    return _store({memo}, s, r)")
+                helpers.append(f"    return _store({memo}, raw, r)")
                 body.append(f"r = {memo}.get(s)")
                 body.append(f"if r is None: r = {fn}(s)")
                 if mode == "any":
@@ -355,6 +346,7 @@ class _OrSet:
                 else:
                     body.append("if r: c = c + r")
                 continue
+            body.append("s = s.lower() if s.isascii() else _fold(s)")
             for family, table in per[slot].items():
                 if mode == "any":
                     body.extend(self._family_lines(const, family, table, mode, "return True",
@@ -378,7 +370,7 @@ class _OrSet:
     @staticmethod
     def _generic_test(const: Callable[[object], str], e: _Entry) -> str:
         if e.term is not None and e.term.slot is not None:
-            return f"{const(e.term.pred)}(f[{e.term.slot}])"
+            return f"{const(e.term.pred)}(_fold(f[{e.term.slot}]))"
         return f"{const(e.check)}(f)"
 
     def _gen_any(self, slots: list[int], per: dict) -> Check:
@@ -422,7 +414,7 @@ class _Compiler:
         pos = {f: i for i, f in enumerate(fields) if f != "RuleName"}
         used = sorted({pos[flt.field] for g in groups for flt in g.filters() if flt.field in pos})
         self.positions: tuple[int, ...] = tuple(used)
-        self.slot_of_field = {fields[p]: s for s, p in enumerate(used)}
+        self.slot_of_field = {fields[p]: p for p in used}
         self.memo_slots = frozenset(s for f, s in self.slot_of_field.items() if f not in _HIGH_CARDINALITY)
         self._terms: dict[int, _Term] = {}
 
@@ -432,27 +424,6 @@ class _Compiler:
             t = _Term(flt, self.slot_of_field.get(flt.field))
             self._terms[id(flt)] = t
         return t
-
-    def folder(self) -> Callable[[Sequence[str]], list[str]]:
-        positions = self.positions
-        if not positions:
-            return lambda values: []
-        if len(positions) == 1:
-            p = positions[0]
-            return lambda values: [fold(values[p])]
-        getter = operator.itemgetter(*positions)
-        n = len(positions)
-
-        def fold_values(values: Sequence[str]) -> list[str]:
-            vals = getter(values)
-            joined = "\x00".join(vals)
-            if joined.isascii():  # one lower() for all fields; a NUL inside a value breaks the count
-                out = joined.lower().split("\x00")
-                if len(out) == n:
-                    return out
-            return [fold(v) for v in vals]
-
-        return fold_values
 
     def or_entries(self, group: EventRule, rank: int) -> list[tuple[_Entry, tuple | None]]:
         """Entries of an OR group; alternatives that can never match are left out."""
@@ -534,7 +505,6 @@ class ExactEvaluator:
         self.event_id = event_id
         self.groups = tuple(groups)
         comp = compiler or _Compiler(event_id, groups)
-        self._fold = comp.folder()
         self._plans = {id(g): self._plan(g, comp) for g in self.groups}
         self._order = [g for g in reversed(self.groups) if g.onmatch == EXCLUDE] + [
             g for g in reversed(self.groups) if g.onmatch == INCLUDE
@@ -562,7 +532,7 @@ class ExactEvaluator:
     def decide(self, values: Sequence[str]) -> Decision:
         if self.event_id in _UNFILTERED:
             return INCLUDED
-        f = self._fold(values)
+        f = values
         name = [""]
         for g in self._order:
             if self._match(self._plans[id(g)], g.relation, f, name):
@@ -625,13 +595,12 @@ _UNFILTERED = frozenset(e.id for e in schema.EVENT_TYPES if e.rule_tag is None)
 class Matcher:
     """Compiled rules of one event type. `decide(values)` -> (include?, RuleName or "-")."""
 
-    __slots__ = ("event_id", "constant", "exact", "_fold", "_exclude", "_include", "_fallthrough", "_leaky")
+    __slots__ = ("event_id", "constant", "exact", "_exclude", "_include", "_fallthrough", "_leaky")
 
     def __init__(self, event_id: int, groups: Sequence[EventRule]) -> None:
         self.event_id = event_id
         comp = _Compiler(event_id, groups)
         self.exact = ExactEvaluator(event_id, groups, comp)
-        self._fold = comp.folder()
         self._fallthrough = self.exact.fallthrough
         self._leaky = _leaky(groups)
         self._exclude: tuple[Check, ...] = ()
@@ -688,24 +657,34 @@ class Matcher:
         """(include?, RuleName) for the rendered field values of this event type in schema order."""
         if self.constant is not None:
             return self.constant
-        f = self._fold(values)
-        for chk in self._exclude:
-            if chk(f):
-                return EXCLUDED
+        f = values
+        # Include side first: when nothing includes, the excludes cannot change a dropped event, so
+        # they are only evaluated for include candidates or when the fallthrough would log.
         for kind, blk, extra in self._include:
             if kind is OR:
                 e = blk.first(f)
                 if e is None:
                     continue
+                for chk in self._exclude:
+                    if chk(f):
+                        return EXCLUDED  # exclude wins
                 if e.name or not self._leaky:
                     return e.result
-                return self.exact.decide(values)
+                return self.exact.decide(values)  # RuleName may come from an earlier partial match
             if blk(f):
+                for chk in self._exclude:
+                    if chk(f):
+                        return EXCLUDED
                 group, uniform = extra
                 name = uniform if uniform is not None else self.exact.group_name(group, f)
                 if name:
                     return (True, name)
                 return self.exact.decide(values) if self._leaky else INCLUDED
+        if self._fallthrough is EXCLUDED:
+            return EXCLUDED
+        for chk in self._exclude:
+            if chk(f):
+                return EXCLUDED
         return self._fallthrough
 
 
