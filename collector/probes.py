@@ -28,4 +28,33 @@ PROBES: tuple[Probe, ...] = (
         ),
         (records.PROCESS_EXEC.kind, records.PROCESS_EXIT.kind, records.PROCESS_FORK.kind),
     ),
+    Probe(
+        "file.bpf.c",
+        (
+            "tracepoint:syscalls:sys_exit_{open,openat,openat2,creat}",
+            "tracepoint:syscalls:sys_{enter,exit}_{unlink,unlinkat}",
+        ),
+        (records.FILE_CREATE.kind, records.RAW_ACCESS.kind, records.FILE_DELETE.kind),
+    ),
+    Probe(
+        "net.bpf.c",
+        (
+            "tracepoint:sock:inet_sock_set_state",
+            "tracepoint:syscalls:sys_exit_{accept,accept4}",
+            "tracepoint:syscalls:sys_enter_{sendto,sendmsg,sendmmsg}",
+            "tracepoint:net:net_dev_queue",
+            "tracepoint:syscalls:sys_{enter,exit}_{recvfrom,recvmsg}",
+        ),
+        (records.NET_CONNECT.kind, records.DNS_PACKET.kind),
+    ),
+    Probe(
+        "ptrace.bpf.c",
+        ("tracepoint:syscalls:sys_{enter,exit}_ptrace",),
+        (records.PROCESS_ACCESS.kind,),
+    ),
+    Probe(
+        "bpfload.bpf.c",
+        ("tracepoint:syscalls:sys_{enter,exit}_bpf",),
+        (records.BPF_PROGRAM.kind,),
+    ),
 )

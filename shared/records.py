@@ -85,6 +85,7 @@ REC_F_EXE_TRUNC = 0x2  # path walk of the image stopped early (Sysmon prints a l
 REC_F_CWD_TRUNC = 0x4
 REC_F_ARGS_TRUNC = 0x8
 REC_F_NO_TTY = 0x10  # process has no controlling terminal
+REC_F_PATH_TRUNC = 0x20  # path walk of a file record stopped early
 
 # Limits shared by the BPF side and the decoder (bounded copies)
 PATH_MAX_BYTES = 4096
@@ -148,6 +149,132 @@ PROCESS_FORK = RecordKind(
     doc="A new process (not a thread): the child inherits the parent's image until it execs.",
 )
 
+FILE_CREATE = RecordKind(
+    kind=4,
+    name="FILE_CREATE",
+    origin="bpf",
+    hook="tracepoints syscalls:sys_exit_{open,openat,openat2,creat}, file has FMODE_CREATED (bpf/file.bpf.c)",
+    sysmon_ids=(11,),
+    fields=(Field("uid", "u32"), Field("fd", "s32", "the returned descriptor")),
+    strings=("path",),
+    string_max={"path": PATH_MAX_BYTES},
+    doc="An open that really created the file (the kernel's own FMODE_CREATED, not a guess). "
+    "path: the new file's f_path, leaf first, so it is absolute whatever dirfd or cwd was used.",
+)
+
+RAW_ACCESS = RecordKind(
+    kind=5,
+    name="RAW_ACCESS",
+    origin="bpf",
+    hook="tracepoints syscalls:sys_exit_{open,openat,openat2}, read-open of a block device (bpf/file.bpf.c)",
+    sysmon_ids=(9,),
+    fields=(Field("uid", "u32"), Field("fd", "s32")),
+    strings=("path",),
+    string_max={"path": PATH_MAX_BYTES},
+    doc="A block device opened for reading: Device is its path.",
+)
+
+FILE_DELETE = RecordKind(
+    kind=6,
+    name="FILE_DELETE",
+    origin="bpf",
+    hook="tracepoints syscalls:sys_{enter,exit}_{unlink,unlinkat}, ret == 0 (bpf/file.bpf.c)",
+    sysmon_ids=(23,),
+    fields=(Field("uid", "u32"), Field("dirfd", "s32", "AT_FDCWD (-100) or the dirfd given")),
+    strings=("name", "base"),
+    string_max={"name": PATH_MAX_BYTES, "base": PATH_MAX_BYTES},
+    doc="A name was unlinked. name: the path as the syscall got it (user memory, read at exit); "
+    "base: leaf-first path of cwd or dirfd (kernel data), used when name is relative.",
+)
+
+NET_CONNECT = RecordKind(
+    kind=7,
+    name="NET_CONNECT",
+    origin="bpf",
+    hook="tracepoint sock:inet_sock_set_state (TCP out), syscalls:sys_exit_accept{,4} (TCP in), "
+    "net:net_dev_queue (UDP out), syscalls:sys_exit_{recvfrom,recvmsg} (UDP in) (bpf/net.bpf.c)",
+    sysmon_ids=(3,),
+    fields=(
+        Field("uid", "u32"),
+        Field("family", "u16", "AF_INET 2 / AF_INET6 10"),
+        Field("protocol", "u8", "IPPROTO_TCP 6 / IPPROTO_UDP 17"),
+        Field("initiated", "u8", "1: this process connected or sent; 0: accepted or received"),
+        Field("sport", "u16", "source port, host order (Sysmon's Source: local if initiated, else peer)"),
+        Field("dport", "u16"),
+        Field("_reserved", "u32"),
+        Field("saddr_hi", "u64", "IPv6 bytes 0-7, or 0 for IPv4"),
+        Field("saddr_lo", "u64", "IPv6 bytes 8-15, or the IPv4 address in the low 4 bytes"),
+        Field("daddr_hi", "u64"),
+        Field("daddr_lo", "u64"),
+    ),
+    doc="One reported connection or UDP flow; UDP flows are reported once per 30 min per process "
+    "and 5-tuple (the kernel keeps that state), failed TCP connects never.",
+)
+
+PROCESS_ACCESS = RecordKind(
+    kind=8,
+    name="PROCESS_ACCESS",
+    origin="bpf",
+    hook="tracepoints syscalls:sys_{enter,exit}_ptrace, PTRACE_ATTACH / PTRACE_SEIZE, ret 0 "
+    "(bpf/ptrace.bpf.c)",
+    sysmon_ids=(10,),
+    fields=(
+        Field("uid", "u32"),
+        Field("target_pid", "u32", "tgid of the tracee, from current->ptraced (kernel data)"),
+        Field("target_tid", "u32"),
+        Field("target_uid", "u32"),
+        Field("request", "u32"),
+        Field("_reserved", "u32"),
+        Field("target_start_ns", "u64"),
+        Field("target_end_code", "u64"),
+    ),
+    strings=("target_exe",),
+    string_max={"target_exe": PATH_MAX_BYTES},
+    doc="This process attached to another with ptrace. The target is read from the tracer's "
+    "ptraced list, so neither /proc nor the pid argument is trusted.",
+)
+
+BPF_PROGRAM = RecordKind(
+    kind=9,
+    name="BPF_PROGRAM",
+    origin="bpf",
+    hook="tracepoints syscalls:sys_{enter,exit}_bpf, BPF_PROG_LOAD (fd >= 0) or BPF_PROG_ATTACH (0) "
+    "(bpf/bpfload.bpf.c)",
+    sysmon_ids=(100,),
+    fields=(
+        Field("uid", "u32"),
+        Field("command", "u32", "5 BPF_PROG_LOAD, 8 BPF_PROG_ATTACH"),
+        Field("prog_type", "u32", "enum bpf_prog_type from the loaded bpf_prog"),
+        Field("prog_id", "u32", "kernel program id (bpftool prog show id N)"),
+        Field("fd", "s32", "the returned descriptor"),
+        Field("_reserved", "u32"),
+    ),
+    strings=("name",),
+    string_max={"name": 16},
+    doc="A BPF program was loaded or attached; type, id and name come from the kernel's bpf_prog.",
+)
+
+DNS_PACKET = RecordKind(
+    kind=10,
+    name="DNS_PACKET",
+    origin="bpf",
+    hook="syscalls:sys_exit_{recvfrom,recvmsg}: an answer from port 53 read by the asking process "
+    "(UDP) (bpf/net.bpf.c)",
+    sysmon_ids=(22,),
+    fields=(
+        Field("uid", "u32"),
+        Field("family", "u16"),
+        Field("protocol", "u8"),
+        Field("outbound", "u8", "1: query leaving this process; 0: answer read by it"),
+        Field("sport", "u16"),
+        Field("dport", "u16"),
+        Field("_reserved", "u32"),
+    ),
+    strings=("payload",),
+    string_max={"payload": 512},
+    doc="A DNS message (header onwards; TCP's 2-byte length prefix removed) and who sent or read it.",
+)
+
 IMAGE_HASH = RecordKind(
     kind=64,
     name="IMAGE_HASH",
@@ -176,7 +303,20 @@ MARKER = RecordKind(
     doc="Everything the kernel produced before this record has been published.",
 )
 
-KINDS: tuple[RecordKind, ...] = (PROCESS_EXEC, PROCESS_EXIT, PROCESS_FORK, IMAGE_HASH, MARKER)
+KINDS: tuple[RecordKind, ...] = (
+    PROCESS_EXEC,
+    PROCESS_EXIT,
+    PROCESS_FORK,
+    FILE_CREATE,
+    RAW_ACCESS,
+    FILE_DELETE,
+    NET_CONNECT,
+    PROCESS_ACCESS,
+    BPF_PROGRAM,
+    DNS_PACKET,
+    IMAGE_HASH,
+    MARKER,
+)
 BY_KIND: dict[int, RecordKind] = {k.kind: k for k in KINDS}
 MAX_BPF_KIND = 16  # size of the BPF enable/drop arrays
 

@@ -38,7 +38,14 @@ def render() -> str:
     ]
     out += [f"    KIND_{k.name} = {k.kind}," for k in records.KINDS]
     out += ["};", "", f"#define MAX_BPF_KIND {records.MAX_BPF_KIND}"]
-    for name in ("REC_F_SNAPSHOT", "REC_F_EXE_TRUNC", "REC_F_CWD_TRUNC", "REC_F_ARGS_TRUNC", "REC_F_NO_TTY"):
+    for name in (
+        "REC_F_SNAPSHOT",
+        "REC_F_EXE_TRUNC",
+        "REC_F_CWD_TRUNC",
+        "REC_F_ARGS_TRUNC",
+        "REC_F_NO_TTY",
+        "REC_F_PATH_TRUNC",
+    ):
         out.append(f"#define {name} 0x{getattr(records, name):x}")
     for name in ("PATH_MAX_BYTES", "NAME_MAX_BYTES", "PATH_MAX_DEPTH", "ARGS_MAX_BYTES"):
         out.append(f"#define {name} {getattr(records, name)}")

@@ -82,6 +82,37 @@ static __always_inline __u32 read_u32(const void *base, __u32 off, __u32 fallbac
     return v;
 }
 
+static __always_inline __u16 read_u16(const void *base, __u32 off)
+{
+    __u16 v = 0;
+    if (base && off != OFFSET_MISSING)
+        bpf_probe_read_kernel(&v, sizeof(v), (const char *)base + off);
+    return v;
+}
+
+/* struct file * of descriptor `fd` of `task`, or 0 (current->files->fdt->fd[fd]). */
+static __always_inline void *fd_file(struct sysmon_offsets *o, void *task, long fd)
+{
+    void *fdt = read_ptr(read_ptr(task, o->task_files), o->files_fdt);
+    if (fd < 0 || fd >= read_u32(fdt, o->fdt_max_fds, 0))
+        return 0;
+    return read_ptr(read_ptr(fdt, o->fdt_fd), (__u32)fd * 8);
+}
+
+static __always_inline __u32 current_uid(struct sysmon_offsets *o, void *task)
+{
+    return read_u32(read_ptr(task, o->task_cred), o->cred_uid, 0xffffffff);
+}
+
+/* Syscall arguments kept from sys_enter to sys_exit, per thread. */
+struct stash_val {
+    __u64 a;
+    __u64 b;
+    __u64 c;
+    __u64 d;
+};
+BPF_HASH(stash, __u64, struct stash_val, 16384);
+
 static __always_inline void fill_header(void *rec, __u16 kind, __u32 pid, __u32 tid)
 {
     struct rec_process_exit *h = rec; /* every record starts with the same header */

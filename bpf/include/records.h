@@ -6,6 +6,13 @@ enum rec_kind {
     KIND_PROCESS_EXEC = 1,
     KIND_PROCESS_EXIT = 2,
     KIND_PROCESS_FORK = 3,
+    KIND_FILE_CREATE = 4,
+    KIND_RAW_ACCESS = 5,
+    KIND_FILE_DELETE = 6,
+    KIND_NET_CONNECT = 7,
+    KIND_PROCESS_ACCESS = 8,
+    KIND_BPF_PROGRAM = 9,
+    KIND_DNS_PACKET = 10,
     KIND_IMAGE_HASH = 64,
     KIND_MARKER = 65,
 };
@@ -16,6 +23,7 @@ enum rec_kind {
 #define REC_F_CWD_TRUNC 0x4
 #define REC_F_ARGS_TRUNC 0x8
 #define REC_F_NO_TTY 0x10
+#define REC_F_PATH_TRUNC 0x20
 #define PATH_MAX_BYTES 4096
 #define NAME_MAX_BYTES 256
 #define PATH_MAX_DEPTH 48
@@ -124,6 +132,283 @@ _Static_assert(__builtin_offsetof(struct rec_process_fork, uid) == 28, "PROCESS_
 _Static_assert(__builtin_offsetof(struct rec_process_fork, child_start_ns) == 32, "PROCESS_FORK.child_start_ns");
 _Static_assert(__builtin_offsetof(struct rec_process_fork, parent_start_ns) == 40, "PROCESS_FORK.parent_start_ns");
 
+/* An open that really created the file (the kernel's own FMODE_CREATED, not a guess). path: the new file's f_path, leaf first, so it is absolute whatever dirfd or cwd was used. Hook: tracepoints syscalls:sys_exit_{open,openat,openat2,creat}, file has FMODE_CREATED (bpf/file.bpf.c). */
+struct rec_file_create {
+    __u16 kind;  /* RecordKind.kind */
+    __u16 flags;  /* REC_F_* bits */
+    __u32 size;  /* whole record in bytes, header and tail included */
+    __u64 time_ns;  /* CLOCK_BOOTTIME ns when the kernel saw it (bpf_ktime_get_boot_ns) */
+    __u32 pid;  /* tgid of the acting process */
+    __u32 tid;  /* thread id of the acting thread */
+    __u32 uid;
+    __s32 fd;  /* the returned descriptor */
+    __u16 path_len;
+    __u8 _pad0;
+    __u8 _pad1;
+    __u8 _pad2;
+    __u8 _pad3;
+    __u8 _pad4;
+    __u8 _pad5;
+};
+_Static_assert(sizeof(struct rec_file_create) == 40, "FILE_CREATE size");
+_Static_assert(__builtin_offsetof(struct rec_file_create, kind) == 0, "FILE_CREATE.kind");
+_Static_assert(__builtin_offsetof(struct rec_file_create, flags) == 2, "FILE_CREATE.flags");
+_Static_assert(__builtin_offsetof(struct rec_file_create, size) == 4, "FILE_CREATE.size");
+_Static_assert(__builtin_offsetof(struct rec_file_create, time_ns) == 8, "FILE_CREATE.time_ns");
+_Static_assert(__builtin_offsetof(struct rec_file_create, pid) == 16, "FILE_CREATE.pid");
+_Static_assert(__builtin_offsetof(struct rec_file_create, tid) == 20, "FILE_CREATE.tid");
+_Static_assert(__builtin_offsetof(struct rec_file_create, uid) == 24, "FILE_CREATE.uid");
+_Static_assert(__builtin_offsetof(struct rec_file_create, fd) == 28, "FILE_CREATE.fd");
+_Static_assert(__builtin_offsetof(struct rec_file_create, path_len) == 32, "FILE_CREATE.path_len");
+_Static_assert(__builtin_offsetof(struct rec_file_create, _pad0) == 34, "FILE_CREATE._pad0");
+_Static_assert(__builtin_offsetof(struct rec_file_create, _pad1) == 35, "FILE_CREATE._pad1");
+_Static_assert(__builtin_offsetof(struct rec_file_create, _pad2) == 36, "FILE_CREATE._pad2");
+_Static_assert(__builtin_offsetof(struct rec_file_create, _pad3) == 37, "FILE_CREATE._pad3");
+_Static_assert(__builtin_offsetof(struct rec_file_create, _pad4) == 38, "FILE_CREATE._pad4");
+_Static_assert(__builtin_offsetof(struct rec_file_create, _pad5) == 39, "FILE_CREATE._pad5");
+
+/* A block device opened for reading: Device is its path. Hook: tracepoints syscalls:sys_exit_{open,openat,openat2}, read-open of a block device (bpf/file.bpf.c). */
+struct rec_raw_access {
+    __u16 kind;  /* RecordKind.kind */
+    __u16 flags;  /* REC_F_* bits */
+    __u32 size;  /* whole record in bytes, header and tail included */
+    __u64 time_ns;  /* CLOCK_BOOTTIME ns when the kernel saw it (bpf_ktime_get_boot_ns) */
+    __u32 pid;  /* tgid of the acting process */
+    __u32 tid;  /* thread id of the acting thread */
+    __u32 uid;
+    __s32 fd;
+    __u16 path_len;
+    __u8 _pad0;
+    __u8 _pad1;
+    __u8 _pad2;
+    __u8 _pad3;
+    __u8 _pad4;
+    __u8 _pad5;
+};
+_Static_assert(sizeof(struct rec_raw_access) == 40, "RAW_ACCESS size");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, kind) == 0, "RAW_ACCESS.kind");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, flags) == 2, "RAW_ACCESS.flags");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, size) == 4, "RAW_ACCESS.size");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, time_ns) == 8, "RAW_ACCESS.time_ns");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, pid) == 16, "RAW_ACCESS.pid");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, tid) == 20, "RAW_ACCESS.tid");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, uid) == 24, "RAW_ACCESS.uid");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, fd) == 28, "RAW_ACCESS.fd");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, path_len) == 32, "RAW_ACCESS.path_len");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, _pad0) == 34, "RAW_ACCESS._pad0");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, _pad1) == 35, "RAW_ACCESS._pad1");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, _pad2) == 36, "RAW_ACCESS._pad2");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, _pad3) == 37, "RAW_ACCESS._pad3");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, _pad4) == 38, "RAW_ACCESS._pad4");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, _pad5) == 39, "RAW_ACCESS._pad5");
+
+/* A name was unlinked. name: the path as the syscall got it (user memory, read at exit); base: leaf-first path of cwd or dirfd (kernel data), used when name is relative. Hook: tracepoints syscalls:sys_{enter,exit}_{unlink,unlinkat}, ret == 0 (bpf/file.bpf.c). */
+struct rec_file_delete {
+    __u16 kind;  /* RecordKind.kind */
+    __u16 flags;  /* REC_F_* bits */
+    __u32 size;  /* whole record in bytes, header and tail included */
+    __u64 time_ns;  /* CLOCK_BOOTTIME ns when the kernel saw it (bpf_ktime_get_boot_ns) */
+    __u32 pid;  /* tgid of the acting process */
+    __u32 tid;  /* thread id of the acting thread */
+    __u32 uid;
+    __s32 dirfd;  /* AT_FDCWD (-100) or the dirfd given */
+    __u16 name_len;
+    __u16 base_len;
+    __u8 _pad0;
+    __u8 _pad1;
+    __u8 _pad2;
+    __u8 _pad3;
+};
+_Static_assert(sizeof(struct rec_file_delete) == 40, "FILE_DELETE size");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, kind) == 0, "FILE_DELETE.kind");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, flags) == 2, "FILE_DELETE.flags");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, size) == 4, "FILE_DELETE.size");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, time_ns) == 8, "FILE_DELETE.time_ns");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, pid) == 16, "FILE_DELETE.pid");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, tid) == 20, "FILE_DELETE.tid");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, uid) == 24, "FILE_DELETE.uid");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, dirfd) == 28, "FILE_DELETE.dirfd");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, name_len) == 32, "FILE_DELETE.name_len");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, base_len) == 34, "FILE_DELETE.base_len");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, _pad0) == 36, "FILE_DELETE._pad0");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, _pad1) == 37, "FILE_DELETE._pad1");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, _pad2) == 38, "FILE_DELETE._pad2");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, _pad3) == 39, "FILE_DELETE._pad3");
+
+/* One reported connection or UDP flow; UDP flows are reported once per 30 min per process and 5-tuple (the kernel keeps that state), failed TCP connects never. Hook: tracepoint sock:inet_sock_set_state (TCP out), syscalls:sys_exit_accept{,4} (TCP in), net:net_dev_queue (UDP out), syscalls:sys_exit_{recvfrom,recvmsg} (UDP in) (bpf/net.bpf.c). */
+struct rec_net_connect {
+    __u16 kind;  /* RecordKind.kind */
+    __u16 flags;  /* REC_F_* bits */
+    __u32 size;  /* whole record in bytes, header and tail included */
+    __u64 time_ns;  /* CLOCK_BOOTTIME ns when the kernel saw it (bpf_ktime_get_boot_ns) */
+    __u32 pid;  /* tgid of the acting process */
+    __u32 tid;  /* thread id of the acting thread */
+    __u32 uid;
+    __u16 family;  /* AF_INET 2 / AF_INET6 10 */
+    __u8 protocol;  /* IPPROTO_TCP 6 / IPPROTO_UDP 17 */
+    __u8 initiated;  /* 1: this process connected or sent; 0: accepted or received */
+    __u16 sport;  /* source port, host order (Sysmon's Source: local if initiated, else peer) */
+    __u16 dport;
+    __u32 _reserved;
+    __u64 saddr_hi;  /* IPv6 bytes 0-7, or 0 for IPv4 */
+    __u64 saddr_lo;  /* IPv6 bytes 8-15, or the IPv4 address in the low 4 bytes */
+    __u64 daddr_hi;
+    __u64 daddr_lo;
+};
+_Static_assert(sizeof(struct rec_net_connect) == 72, "NET_CONNECT size");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, kind) == 0, "NET_CONNECT.kind");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, flags) == 2, "NET_CONNECT.flags");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, size) == 4, "NET_CONNECT.size");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, time_ns) == 8, "NET_CONNECT.time_ns");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, pid) == 16, "NET_CONNECT.pid");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, tid) == 20, "NET_CONNECT.tid");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, uid) == 24, "NET_CONNECT.uid");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, family) == 28, "NET_CONNECT.family");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, protocol) == 30, "NET_CONNECT.protocol");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, initiated) == 31, "NET_CONNECT.initiated");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, sport) == 32, "NET_CONNECT.sport");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, dport) == 34, "NET_CONNECT.dport");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, _reserved) == 36, "NET_CONNECT._reserved");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, saddr_hi) == 40, "NET_CONNECT.saddr_hi");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, saddr_lo) == 48, "NET_CONNECT.saddr_lo");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, daddr_hi) == 56, "NET_CONNECT.daddr_hi");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, daddr_lo) == 64, "NET_CONNECT.daddr_lo");
+
+/* This process attached to another with ptrace. The target is read from the tracer's ptraced list, so neither /proc nor the pid argument is trusted. Hook: tracepoints syscalls:sys_{enter,exit}_ptrace, PTRACE_ATTACH / PTRACE_SEIZE, ret 0 (bpf/ptrace.bpf.c). */
+struct rec_process_access {
+    __u16 kind;  /* RecordKind.kind */
+    __u16 flags;  /* REC_F_* bits */
+    __u32 size;  /* whole record in bytes, header and tail included */
+    __u64 time_ns;  /* CLOCK_BOOTTIME ns when the kernel saw it (bpf_ktime_get_boot_ns) */
+    __u32 pid;  /* tgid of the acting process */
+    __u32 tid;  /* thread id of the acting thread */
+    __u32 uid;
+    __u32 target_pid;  /* tgid of the tracee, from current->ptraced (kernel data) */
+    __u32 target_tid;
+    __u32 target_uid;
+    __u32 request;
+    __u32 _reserved;
+    __u64 target_start_ns;
+    __u64 target_end_code;
+    __u16 target_exe_len;
+    __u8 _pad0;
+    __u8 _pad1;
+    __u8 _pad2;
+    __u8 _pad3;
+    __u8 _pad4;
+    __u8 _pad5;
+};
+_Static_assert(sizeof(struct rec_process_access) == 72, "PROCESS_ACCESS size");
+_Static_assert(__builtin_offsetof(struct rec_process_access, kind) == 0, "PROCESS_ACCESS.kind");
+_Static_assert(__builtin_offsetof(struct rec_process_access, flags) == 2, "PROCESS_ACCESS.flags");
+_Static_assert(__builtin_offsetof(struct rec_process_access, size) == 4, "PROCESS_ACCESS.size");
+_Static_assert(__builtin_offsetof(struct rec_process_access, time_ns) == 8, "PROCESS_ACCESS.time_ns");
+_Static_assert(__builtin_offsetof(struct rec_process_access, pid) == 16, "PROCESS_ACCESS.pid");
+_Static_assert(__builtin_offsetof(struct rec_process_access, tid) == 20, "PROCESS_ACCESS.tid");
+_Static_assert(__builtin_offsetof(struct rec_process_access, uid) == 24, "PROCESS_ACCESS.uid");
+_Static_assert(__builtin_offsetof(struct rec_process_access, target_pid) == 28, "PROCESS_ACCESS.target_pid");
+_Static_assert(__builtin_offsetof(struct rec_process_access, target_tid) == 32, "PROCESS_ACCESS.target_tid");
+_Static_assert(__builtin_offsetof(struct rec_process_access, target_uid) == 36, "PROCESS_ACCESS.target_uid");
+_Static_assert(__builtin_offsetof(struct rec_process_access, request) == 40, "PROCESS_ACCESS.request");
+_Static_assert(__builtin_offsetof(struct rec_process_access, _reserved) == 44, "PROCESS_ACCESS._reserved");
+_Static_assert(__builtin_offsetof(struct rec_process_access, target_start_ns) == 48, "PROCESS_ACCESS.target_start_ns");
+_Static_assert(__builtin_offsetof(struct rec_process_access, target_end_code) == 56, "PROCESS_ACCESS.target_end_code");
+_Static_assert(__builtin_offsetof(struct rec_process_access, target_exe_len) == 64, "PROCESS_ACCESS.target_exe_len");
+_Static_assert(__builtin_offsetof(struct rec_process_access, _pad0) == 66, "PROCESS_ACCESS._pad0");
+_Static_assert(__builtin_offsetof(struct rec_process_access, _pad1) == 67, "PROCESS_ACCESS._pad1");
+_Static_assert(__builtin_offsetof(struct rec_process_access, _pad2) == 68, "PROCESS_ACCESS._pad2");
+_Static_assert(__builtin_offsetof(struct rec_process_access, _pad3) == 69, "PROCESS_ACCESS._pad3");
+_Static_assert(__builtin_offsetof(struct rec_process_access, _pad4) == 70, "PROCESS_ACCESS._pad4");
+_Static_assert(__builtin_offsetof(struct rec_process_access, _pad5) == 71, "PROCESS_ACCESS._pad5");
+
+/* A BPF program was loaded or attached; type, id and name come from the kernel's bpf_prog. Hook: tracepoints syscalls:sys_{enter,exit}_bpf, BPF_PROG_LOAD (fd >= 0) or BPF_PROG_ATTACH (0) (bpf/bpfload.bpf.c). */
+struct rec_bpf_program {
+    __u16 kind;  /* RecordKind.kind */
+    __u16 flags;  /* REC_F_* bits */
+    __u32 size;  /* whole record in bytes, header and tail included */
+    __u64 time_ns;  /* CLOCK_BOOTTIME ns when the kernel saw it (bpf_ktime_get_boot_ns) */
+    __u32 pid;  /* tgid of the acting process */
+    __u32 tid;  /* thread id of the acting thread */
+    __u32 uid;
+    __u32 command;  /* 5 BPF_PROG_LOAD, 8 BPF_PROG_ATTACH */
+    __u32 prog_type;  /* enum bpf_prog_type from the loaded bpf_prog */
+    __u32 prog_id;  /* kernel program id (bpftool prog show id N) */
+    __s32 fd;  /* the returned descriptor */
+    __u32 _reserved;
+    __u16 name_len;
+    __u8 _pad0;
+    __u8 _pad1;
+    __u8 _pad2;
+    __u8 _pad3;
+    __u8 _pad4;
+    __u8 _pad5;
+};
+_Static_assert(sizeof(struct rec_bpf_program) == 56, "BPF_PROGRAM size");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, kind) == 0, "BPF_PROGRAM.kind");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, flags) == 2, "BPF_PROGRAM.flags");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, size) == 4, "BPF_PROGRAM.size");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, time_ns) == 8, "BPF_PROGRAM.time_ns");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, pid) == 16, "BPF_PROGRAM.pid");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, tid) == 20, "BPF_PROGRAM.tid");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, uid) == 24, "BPF_PROGRAM.uid");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, command) == 28, "BPF_PROGRAM.command");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, prog_type) == 32, "BPF_PROGRAM.prog_type");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, prog_id) == 36, "BPF_PROGRAM.prog_id");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, fd) == 40, "BPF_PROGRAM.fd");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, _reserved) == 44, "BPF_PROGRAM._reserved");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, name_len) == 48, "BPF_PROGRAM.name_len");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, _pad0) == 50, "BPF_PROGRAM._pad0");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, _pad1) == 51, "BPF_PROGRAM._pad1");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, _pad2) == 52, "BPF_PROGRAM._pad2");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, _pad3) == 53, "BPF_PROGRAM._pad3");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, _pad4) == 54, "BPF_PROGRAM._pad4");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, _pad5) == 55, "BPF_PROGRAM._pad5");
+
+/* A DNS message (header onwards; TCP's 2-byte length prefix removed) and who sent or read it. Hook: syscalls:sys_exit_{recvfrom,recvmsg}: an answer from port 53 read by the asking process (UDP) (bpf/net.bpf.c). */
+struct rec_dns_packet {
+    __u16 kind;  /* RecordKind.kind */
+    __u16 flags;  /* REC_F_* bits */
+    __u32 size;  /* whole record in bytes, header and tail included */
+    __u64 time_ns;  /* CLOCK_BOOTTIME ns when the kernel saw it (bpf_ktime_get_boot_ns) */
+    __u32 pid;  /* tgid of the acting process */
+    __u32 tid;  /* thread id of the acting thread */
+    __u32 uid;
+    __u16 family;
+    __u8 protocol;
+    __u8 outbound;  /* 1: query leaving this process; 0: answer read by it */
+    __u16 sport;
+    __u16 dport;
+    __u32 _reserved;
+    __u16 payload_len;
+    __u8 _pad0;
+    __u8 _pad1;
+    __u8 _pad2;
+    __u8 _pad3;
+    __u8 _pad4;
+    __u8 _pad5;
+};
+_Static_assert(sizeof(struct rec_dns_packet) == 48, "DNS_PACKET size");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, kind) == 0, "DNS_PACKET.kind");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, flags) == 2, "DNS_PACKET.flags");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, size) == 4, "DNS_PACKET.size");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, time_ns) == 8, "DNS_PACKET.time_ns");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, pid) == 16, "DNS_PACKET.pid");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, tid) == 20, "DNS_PACKET.tid");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, uid) == 24, "DNS_PACKET.uid");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, family) == 28, "DNS_PACKET.family");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, protocol) == 30, "DNS_PACKET.protocol");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, outbound) == 31, "DNS_PACKET.outbound");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, sport) == 32, "DNS_PACKET.sport");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, dport) == 34, "DNS_PACKET.dport");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, _reserved) == 36, "DNS_PACKET._reserved");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, payload_len) == 40, "DNS_PACKET.payload_len");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, _pad0) == 42, "DNS_PACKET._pad0");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, _pad1) == 43, "DNS_PACKET._pad1");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, _pad2) == 44, "DNS_PACKET._pad2");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, _pad3) == 45, "DNS_PACKET._pad3");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, _pad4) == 46, "DNS_PACKET._pad4");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, _pad5) == 47, "DNS_PACKET._pad5");
+
 #define OFFSET_MISSING 0xffffffff
 /* Kernel struct field offsets, filled from BTF by collector/btf.py (shared/offsets.py). */
 struct sysmon_offsets {
@@ -154,6 +439,32 @@ struct sysmon_offsets {
     __u32 inode_sb;  /* inode.i_sb */
     __u32 inode_ctime_sec;  /* inode.i_ctime_sec|__i_ctime|i_ctime */
     __u32 sb_dev;  /* super_block.s_dev */
+    __u32 task_files;  /* task_struct.files */
+    __u32 task_ptraced;  /* task_struct.ptraced */
+    __u32 task_ptrace_entry;  /* task_struct.ptrace_entry */
+    __u32 files_fdt;  /* files_struct.fdt */
+    __u32 fdt_fd;  /* fdtable.fd */
+    __u32 fdt_max_fds;  /* fdtable.max_fds */
+    __u32 file_f_mode;  /* file.f_mode */
+    __u32 file_private_data;  /* file.private_data */
+    __u32 inode_mode;  /* inode.i_mode */
+    __u32 socket_sk;  /* socket.sk */
+    __u32 sk_family;  /* sock_common.skc_family */
+    __u32 sk_daddr;  /* sock_common.skc_daddr */
+    __u32 sk_rcv_saddr;  /* sock_common.skc_rcv_saddr */
+    __u32 sk_dport;  /* sock_common.skc_dport */
+    __u32 sk_num;  /* sock_common.skc_num */
+    __u32 sk_v6_daddr;  /* sock_common.skc_v6_daddr */
+    __u32 sk_v6_rcv_saddr;  /* sock_common.skc_v6_rcv_saddr */
+    __u32 sk_protocol;  /* sock.sk_protocol */
+    __u32 skb_head;  /* sk_buff.head */
+    __u32 skb_sk;  /* sk_buff.sk */
+    __u32 skb_network_header;  /* sk_buff.network_header */
+    __u32 skb_transport_header;  /* sk_buff.transport_header */
+    __u32 prog_type;  /* bpf_prog.type */
+    __u32 prog_aux;  /* bpf_prog.aux */
+    __u32 prog_aux_id;  /* bpf_prog_aux.id */
+    __u32 prog_aux_name;  /* bpf_prog_aux.name */
     __u32 path_mnt;  /* path.mnt */
     __u32 path_dentry;  /* path.dentry */
     __u32 dentry_parent;  /* dentry.d_parent */
