@@ -14,7 +14,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from filterd.config.model import Config
-from filterd.events import process_create, process_terminate
+from filterd.events import (
+    dns_query,
+    ebpf_program,
+    file_events,
+    network_connect,
+    process_access,
+    process_create,
+    process_terminate,
+)
 from filterd.render.xml import SystemHeader, render_event
 from filterd.schema import BY_ID
 from filterd.sink import Sink
@@ -30,6 +38,18 @@ _HASH, _MARKER = records.IMAGE_HASH.kind, records.MARKER.kind
 _FORK_F = {f.name: i for i, f in enumerate(records.PROCESS_FORK.all_fields)}
 _HASH_F = {f.name: i for i, f in enumerate(records.IMAGE_HASH.all_fields)}
 MAX_IMAGE_HASHES = 8192
+
+# Record kind -> (Sysmon event id, builder(host, values, strings) -> EventData or None).
+# Process records are handled by Pipeline methods: they also maintain the process cache.
+SIMPLE_EVENTS = {
+    records.FILE_CREATE.kind: (11, file_events.file_create),
+    records.RAW_ACCESS.kind: (9, file_events.raw_access_read),
+    records.FILE_DELETE.kind: (23, file_events.file_delete),
+    records.NET_CONNECT.kind: (3, network_connect.build),
+    records.PROCESS_ACCESS.kind: (10, process_access.build),
+    records.BPF_PROGRAM.kind: (100, ebpf_program.build),
+    records.DNS_PACKET.kind: (22, dns_query.build),
+}
 
 
 class Pipeline:
@@ -48,6 +68,12 @@ class Pipeline:
         self.m_create = config.matcher(1)
         self.m_terminate = config.matcher(5)
         self.enabled = config.enabled_event_ids()
+        # kind -> (event id, builder, matcher), only for event types this config can log
+        self.simple = {
+            kind: (eid, build, config.matcher(eid))
+            for kind, (eid, build) in SIMPLE_EVENTS.items()
+            if eid in self.enabled
+        }
 
     # -- output ----------------------------------------------------------------------------
     def write(self, event_id: int, values: Sequence[str], header: SystemHeader) -> None:
@@ -129,6 +155,13 @@ class Pipeline:
                     self.on_fork(h, v)
                 elif kind == _HASH:
                     self.on_hash(h, v, strings)
+                elif kind in self.simple:
+                    eid, build, matcher = self.simple[kind]
+                    values = build(h, v, strings)
+                    if values is None:
+                        self.stats[f"unparsed_{spec.name}"] += 1
+                    else:
+                        self.filtered(eid, matcher, values, header)
                 elif kind == _MARKER:
                     self.markers[h.origin] = v[-1]
                     self.stats["markers"] += 1
