@@ -15,6 +15,7 @@ import time
 import zmq
 
 from shared import envelope, records
+from shared.curve import CurveError
 from shared.decode import encode
 
 from . import __version__
@@ -23,7 +24,7 @@ from .hashes import ImageHasher
 from .hostinfo import HostContext
 from .loader import Programs
 from .procfs import snapshot_records
-from .publisher import Publisher
+from .publisher import CurveServer, Publisher, curve_server
 from .ringbuf import RingReader
 
 DEFAULT_ENDPOINT = "ipc:///run/sysmon/collector.sock"
@@ -38,11 +39,12 @@ class Collector:
         interval_ms: int,
         heartbeat_s: float,
         btf_path: str | None = None,
+        curve: CurveServer | None = None,
     ) -> None:
         self.programs = Programs(btf_path)
         self.ring = RingReader(self.programs.ring_fd, self.programs.ring_size)
         self.host = HostContext(__version__)
-        self.pub = Publisher(endpoints, self.host.origin, group)
+        self.pub = Publisher(endpoints, self.host.origin, group, curve=curve)
         self.hasher = ImageHasher()
         self.interval_ms = interval_ms
         self.heartbeat_s = heartbeat_s
@@ -138,6 +140,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="sysmon-collector", description=__doc__.splitlines()[0])
     p.add_argument("--endpoint", action="append", help=f"ZeroMQ bind endpoint (default {DEFAULT_ENDPOINT})")
     p.add_argument("--group", default="sysmon", help="group allowed to connect to ipc endpoints")
+    p.add_argument("--curve-secret", help="this collector's CURVE secret key file (required for tcp://)")
+    p.add_argument("--curve-clients", help="directory of the filterd public keys (*.key) allowed on tcp://")
     p.add_argument("--interval-ms", type=int, default=10, help="ring buffer drain period")
     p.add_argument("--heartbeat", type=float, default=2.0, help="host context period, seconds")
     p.add_argument("--btf", help="BTF file to use instead of /sys/kernel/btf/vmlinux")
@@ -152,11 +156,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(build_source())
         return 0
+    endpoints = args.endpoint or [DEFAULT_ENDPOINT]
     try:
-        collector = Collector(
-            args.endpoint or [DEFAULT_ENDPOINT], args.group, args.interval_ms, args.heartbeat, args.btf
-        )
-    except (CollectorError, zmq.ZMQError, OSError) as e:
+        curve = curve_server(endpoints, args.curve_secret, args.curve_clients)  # before loading BPF
+        collector = Collector(endpoints, args.group, args.interval_ms, args.heartbeat, args.btf, curve)
+    except (CollectorError, CurveError, zmq.ZMQError, OSError) as e:
         print(f"sysmon-collector: {e}", file=sys.stderr)
         return 1
 

@@ -1,4 +1,4 @@
-"""The collector's only ZeroMQ socket: an XPUB that publishes batches and reads subscriptions.
+"""The collector's ZeroMQ sockets: XPUBs that publish batches and read subscriptions.
 
 Subscriptions are the one input the collector acts on (shared/envelope.py lists the topics):
 they say which record kinds and hash algorithms someone wants, when a new filterd needs the
@@ -6,18 +6,82 @@ running-process snapshot, and when a test or benchmark wants a drain marker. XPU
 reports every subscribe and unsubscribe, so wants are reference-counted across filterds.
 XPUB_NODROP makes a full send queue visible: the batch is dropped and counted, its sequence
 number still consumed, so the receiver sees the gap.
+
+Two sockets, because CURVE options are per socket:
+* local: `ipc://` (and `inproc://`) endpoints, NULL mechanism, reachable only by root and the
+  filterd group through the file system (secure_ipc_path);
+* remote: `tcp://` endpoints, CURVE server with this collector's secret key. A ZAP handler
+  (pyzmq's ThreadAuthenticator) admits only the public keys in the clients directory, and
+  ZAP_ENFORCE_DOMAIN makes the socket refuse everyone if that handler is not running.
+  A tcp endpoint without CURVE is refused at start. Refused handshakes are counted from the
+  socket monitor (stats "peers_refused*", which travel in the host context's counters).
+Every message goes out on both; subscriptions of both are merged. A slow remote peer fills
+only the remote socket's queue, so it cannot cause drops for the local filterd.
 """
 
 from __future__ import annotations
 
 import grp
 import os
+import sys
+import time
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils.monitor import parse_monitor_message
 
 from shared import envelope
+from shared.curve import ZAP_DOMAIN, CurveError, KeyPair, directory_stamp, load_client_keys, load_secret
+
+LOCAL_TRANSPORTS = ("ipc://", "inproc://")
+REMOTE_TRANSPORTS = ("tcp://",)
+CLIENT_KEYS_RECHECK_S = 5.0
+MAX_INBOUND_BYTES = 1024  # remote peers only ever send subscriptions: a topic of a few bytes
+_MONITOR_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
+
+
+class CurveServer(NamedTuple):
+    """What the remote socket needs: this collector's key pair and where the allowed keys live."""
+
+    keys: KeyPair
+    clients_dir: Path
+
+
+def is_remote(endpoint: str) -> bool:
+    return not endpoint.startswith(LOCAL_TRANSPORTS)
+
+
+def curve_server(endpoints: list[str], secret: str | None, clients: str | None) -> CurveServer | None:
+    """Check the endpoint list against the CURVE options and load the keys (before any bind).
+
+    Raises CurveError with the reason: a tcp endpoint without CURVE, an unsupported transport,
+    half the options, or a key file or directory that is missing or unsafe.
+    """
+    for ep in endpoints:
+        if not ep.startswith(LOCAL_TRANSPORTS + REMOTE_TRANSPORTS):
+            raise CurveError(f"{ep}: unsupported endpoint (ipc:// for local, tcp:// with CURVE for remote)")
+    remote = [ep for ep in endpoints if is_remote(ep)]
+    if (secret is None) != (clients is None):
+        raise CurveError("--curve-secret and --curve-clients go together")
+    if secret is None or clients is None:
+        if remote:
+            raise CurveError(
+                f"refusing to publish on {remote[0]} without CurveZMQ: give --curve-secret (this "
+                "collector's key, `sysmonctl keys collector DIR`) and --curve-clients (directory of "
+                "the filterd public keys allowed to subscribe)"
+            )
+        return None
+    keys = load_secret(secret)
+    load_client_keys(clients)  # fail now, not at the first peer
+    return CurveServer(keys, Path(clients))
 
 
 def _group_id(name: str) -> int:
@@ -39,38 +103,105 @@ def secure_ipc_path(endpoint: str, group: str) -> None:
         os.chmod(path, 0o660)
 
 
+class _AllowedKeys:
+    """ZAP credentials provider: the Z85 public keys of the clients directory (swapped whole)."""
+
+    def __init__(self, keys: frozenset[bytes]) -> None:
+        self.keys = keys
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        return domain == ZAP_DOMAIN and key in self.keys
+
+
+def _xpub(ctx: zmq.Context, hwm: int) -> zmq.Socket:
+    sock = ctx.socket(zmq.XPUB)
+    sock.setsockopt(zmq.XPUB_VERBOSER, 1)
+    sock.setsockopt(zmq.XPUB_NODROP, 1)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.LINGER, 0)
+    return sock
+
+
 class Publisher:
-    def __init__(self, endpoints: list[str], origin: str, group: str = "sysmon", hwm: int = 10000) -> None:
+    def __init__(
+        self,
+        endpoints: list[str],
+        origin: str,
+        group: str = "sysmon",
+        hwm: int = 10000,
+        curve: CurveServer | None = None,
+    ) -> None:
         self.origin = origin
         self.ctx = zmq.Context.instance()
-        self.sock = self.ctx.socket(zmq.XPUB)
-        self.sock.setsockopt(zmq.XPUB_VERBOSER, 1)
-        self.sock.setsockopt(zmq.XPUB_NODROP, 1)
-        self.sock.setsockopt(zmq.SNDHWM, hwm)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        for ep in endpoints:
-            if ep.startswith("ipc://"):
-                secure_ipc_path(ep, group)
-                old = os.umask(0o117)
-                try:
-                    self.sock.bind(ep)
-                finally:
-                    os.umask(old)
-                secure_ipc_path(ep, group)
-            else:
-                self.sock.bind(ep)
         self.seq = 0
         self.subscriptions: Counter[bytes] = Counter()
-        self.stats = Counter()
+        self.stats: Counter[str] = Counter()
+        local = [ep for ep in endpoints if not is_remote(ep)]
+        remote = [ep for ep in endpoints if is_remote(ep)]
+        if remote and curve is None:
+            raise CurveError(f"refusing to publish on {remote[0]} without CurveZMQ keys")
+        self.sock: zmq.Socket | None = None
+        self.remote: zmq.Socket | None = None
+        self.auth: ThreadAuthenticator | None = None
+        self.monitor: zmq.Socket | None = None
+        self.curve = curve
+        self._sockets: list[tuple[zmq.Socket, str]] = []  # (socket, stats key prefix)
+        if local:
+            self.sock = _xpub(self.ctx, hwm)
+            self._sockets.append((self.sock, ""))
+            for ep in local:
+                if ep.startswith("ipc://"):
+                    secure_ipc_path(ep, group)
+                    old = os.umask(0o117)
+                    try:
+                        self.sock.bind(ep)
+                    finally:
+                        os.umask(old)
+                    secure_ipc_path(ep, group)
+                else:
+                    self.sock.bind(ep)
+        if remote and curve is not None:
+            self._bind_remote(remote, curve, hwm)
 
+    def _bind_remote(self, endpoints: list[str], curve: CurveServer, hwm: int) -> None:
+        self._allowed = _AllowedKeys(load_client_keys(curve.clients_dir))
+        self._clients_stamp = directory_stamp(curve.clients_dir)
+        self._clients_checked = time.monotonic()
+        self.auth = ThreadAuthenticator(self.ctx)
+        self.auth.start()
+        self.auth.configure_curve_callback(ZAP_DOMAIN, self._allowed)
+        sock = self.remote = _xpub(self.ctx, hwm)
+        sock.setsockopt(zmq.CURVE_SERVER, 1)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, curve.keys.secret)
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.keys.public)
+        sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
+        sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)  # no ZAP handler -> nobody gets in
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_INBOUND_BYTES)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 5000)  # a vanished log host's wants are dropped
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 15000)
+        sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        self.monitor = sock.get_monitor_socket(_MONITOR_EVENTS)
+        for ep in endpoints:
+            sock.bind(ep)
+        self._sockets.append((sock, "tcp_"))
+
+    # -- input -----------------------------------------------------------------------------
     def read_subscriptions(self) -> list[tuple[bool, bytes]]:
-        """Pending (subscribe?, topic) messages; malformed ones are counted and ignored."""
-        out = []
+        """Pending (subscribe?, topic) messages of all sockets; malformed ones are counted and ignored."""
+        out: list[tuple[bool, bytes]] = []
+        if self.monitor is not None:
+            self._read_monitor()
+            self._recheck_clients()
+        for sock, _ in self._sockets:
+            self._read(sock, out)
+        return out
+
+    def _read(self, sock: zmq.Socket, out: list[tuple[bool, bytes]]) -> None:
         while True:
             try:
-                msg = self.sock.recv(zmq.NOBLOCK)
+                msg = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
-                return out
+                return
             if not msg or msg[0] not in (0, 1):
                 self.stats["bad_subscriptions"] += 1
                 continue
@@ -83,28 +214,81 @@ class Publisher:
                     del self.subscriptions[topic]
             out.append((msg[0] == 1, topic))
 
+    def _read_monitor(self) -> None:
+        assert self.monitor is not None
+        while True:
+            try:
+                ev = parse_monitor_message(self.monitor.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                return
+            event, value = ev["event"], ev["value"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.stats["peers_accepted"] += 1
+                continue
+            self.stats["peers_refused"] += 1
+            if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                why = "unknown_key"  # CURVE client whose public key is not in the clients directory
+            elif value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+                why = "no_curve"  # a plain (NULL) or otherwise non-CURVE peer
+            elif value == zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+                why = "bad_crypto"  # wrong server key, or garbage
+            else:
+                why = "protocol"
+            self.stats["peers_refused_" + why] += 1
+
+    def _recheck_clients(self) -> None:
+        """Pick up filterd keys added to or removed from the clients directory, without a restart."""
+        now = time.monotonic()
+        if self.curve is None or now - self._clients_checked < CLIENT_KEYS_RECHECK_S:
+            return
+        self._clients_checked = now
+        stamp = directory_stamp(self.curve.clients_dir)
+        if stamp == self._clients_stamp:
+            return
+        self._clients_stamp = stamp
+        try:
+            self._allowed.keys = load_client_keys(self.curve.clients_dir)
+        except CurveError as e:  # keep the keys we had; say why once per change
+            self.stats["client_keys_errors"] += 1
+            print(f"sysmon-collector: client keys not reloaded, keeping the old set: {e}", file=sys.stderr)
+            return
+        self.stats["client_keys_reloads"] += 1
+
     def wanted(self, prefix: bytes) -> set[str]:
         return {t[len(prefix) :].decode(errors="replace") for t in self.subscriptions if t.startswith(prefix)}
 
-    def _send(self, topic: bytes, body: bytes) -> bool:
-        try:
-            self.sock.send_multipart((topic, body), zmq.NOBLOCK)
-            return True
-        except zmq.Again:
-            self.stats["hwm_drops"] += 1
-            return False
+    # -- output ----------------------------------------------------------------------------
+    def _send(self, topic: bytes, body: bytes, count: int = 0) -> bool:
+        """Send on every socket; True if at least one took it. Drops are counted per socket."""
+        sent = False
+        for sock, prefix in self._sockets:
+            try:
+                sock.send_multipart((topic, body), zmq.NOBLOCK)
+                sent = True
+            except zmq.Again:
+                self.stats[prefix + "hwm_drops"] += 1
+                if count:
+                    self.stats[prefix + "records_dropped"] += count
+        return sent
 
     def publish_records(self, blob: bytes, count: int) -> None:
         body = envelope.pack_batch(self.origin, self.seq, blob)
         self.seq += 1
-        if self._send(envelope.TOPIC_RECORDS, body):
+        if self._send(envelope.TOPIC_RECORDS, body, count):
             self.stats["batches"] += 1
             self.stats["records"] += count
-        else:
-            self.stats["records_dropped"] += count
 
     def publish_host(self, context: dict) -> None:
         self._send(envelope.TOPIC_HOST, envelope.pack_host(self.origin, context))
 
     def close(self) -> None:
-        self.sock.close(0)
+        if self.monitor is not None and self.remote is not None:
+            self.remote.disable_monitor()
+            self.monitor.close(0)
+            self.monitor = None
+        for sock, _ in self._sockets:
+            sock.close(0)
+        self._sockets = []
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
