@@ -23,10 +23,11 @@ from filterd.config.model import Config
 from filterd.events.service_state import config_state, data_hashes, service_state
 from filterd.pipeline import Pipeline
 from filterd.privileges import drop_to, no_new_privs, user_ids
-from filterd.receiver import Receiver
+from filterd.receiver import Receiver, resolve_endpoints
 from filterd.sink.stdout import StdoutSink
 from filterd.sink.syslog import SyslogSink
 from filterd.state.record_id import RecordIdCounter
+from shared.curve import CurveError
 from shared.records import kinds_for_events
 
 DEFAULT_ENDPOINT = "ipc:///run/sysmon/collector.sock"
@@ -34,7 +35,13 @@ DEFAULT_ENDPOINT = "ipc:///run/sysmon/collector.sock"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="sysmon-filterd", description=__doc__.splitlines()[0])
-    p.add_argument("--endpoint", action="append", help=f"collector endpoint(s) (default {DEFAULT_ENDPOINT})")
+    p.add_argument(
+        "--endpoint",
+        action="append",
+        help=f"collector, repeatable: ipc://PATH or tcp://HOST:PORT=KEYFILE (default {DEFAULT_ENDPOINT})",
+    )
+    p.add_argument("--curve-secret", help="filterd's CURVE secret key file (required for tcp://)")
+    p.add_argument("--curve-server-key", help="collector public key file for tcp endpoints without =KEYFILE")
     p.add_argument("--config", help="Sysmon XML config (default: the built-in one)")
     p.add_argument("--state-dir", default="/var/lib/sysmon", help="EventRecordID counter lives here")
     p.add_argument("--syslog-socket", default="/dev/log")
@@ -74,11 +81,14 @@ class Daemon:
             sinks.append(SyslogSink(args.syslog_socket))
         if args.stdout:
             sinks.append(StdoutSink())
+        endpoints, curve = resolve_endpoints(  # key files are read while still root
+            args.endpoint or [DEFAULT_ENDPOINT], args.curve_secret, args.curve_server_key
+        )
         if os.geteuid() == 0:
             drop_to(args.user)
         no_new_privs()
         self.pipeline = Pipeline(self.config, sinks, self.record_ids)
-        self.receiver = Receiver(args.endpoint or [DEFAULT_ENDPOINT], self.pipeline)
+        self.receiver = Receiver(endpoints, self.pipeline, curve=curve)
         self.subscribe()
         self.running = True
         self.reload_requested = False
@@ -146,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         daemon = Daemon(args)
-    except ConfigError as e:
+    except (ConfigError, CurveError) as e:
         print(f"sysmon-filterd: {e}", file=sys.stderr)
         return 1
     except (KeyError, OSError) as e:

@@ -1,51 +1,169 @@
-"""filterd's only ZeroMQ user: a SUB socket connected to one or more collectors.
+"""filterd's only ZeroMQ user: SUB sockets connected to one or more collectors, polled together.
 
-Besides the data topics it holds "want" subscriptions (shared/envelope.py): they are how the
-config reaches the collector without the collector parsing anything. A frame that cannot be
-used is counted by error class and dropped; nothing received can stop the daemon.
+Local collectors (`ipc://`, `inproc://`) share one plain SUB socket. Each remote collector
+(`tcp://`) gets its own SUB socket, because CURVE options are per socket and every collector
+has its own server key: `--endpoint tcp://10.0.0.2:7755=/etc/sysmon/keys/collectors/a.key`
+(or `--curve-server-key` as the default for tcp endpoints that name no key), with filterd's
+own key pair from `--curve-secret`. A tcp endpoint without CURVE is refused at start. Keys are
+read by resolve_endpoints, before filterd drops root; sockets are made after.
+
+Besides the data topics every socket holds the "want" subscriptions (shared/envelope.py): they
+are how the config reaches the collectors without a collector parsing anything. A frame that
+cannot be used is counted by error class and dropped; nothing received can stop the daemon.
+A remote collector that refuses our key is reported on stderr (once per endpoint and state
+change) and counted, since otherwise it would look like a silent collector.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections import Counter
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from shared import envelope
+from shared.curve import CurveError, KeyPair, load_public, load_secret
 from shared.errors import FrameError
 
 from .pipeline import Pipeline
 
+LOCAL_TRANSPORTS = ("ipc://", "inproc://")
+MAX_MESSAGE_BYTES = 1 << 28  # above any batch the collector makes (see docs/remote.md)
+BURST = 1000  # messages handled per poll() before the caller gets control back
+_MONITOR_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
+
+
+class Endpoint(NamedTuple):
+    address: str
+    server_key: bytes | None = None  # the collector's CURVE public key (Z85); None for ipc
+
+
+def resolve_endpoints(
+    specs: Iterable[str], curve_secret: str | None = None, server_key: str | None = None
+) -> tuple[list[Endpoint], KeyPair | None]:
+    """Parse `--endpoint` values and load the keys they need. Raises CurveError with the reason.
+
+    `tcp://HOST:PORT=KEYFILE` names the collector's public key file; `server_key` is the key file
+    for tcp endpoints that name none. Any tcp endpoint needs `curve_secret` (filterd's own key).
+    """
+    out: list[Endpoint] = []
+    for spec in specs:
+        if spec.startswith(LOCAL_TRANSPORTS):
+            out.append(Endpoint(spec))
+            continue
+        if not spec.startswith("tcp://"):
+            raise CurveError(f"{spec}: unsupported endpoint (ipc:// for local, tcp:// with CURVE for remote)")
+        address, sep, key_file = spec.partition("=")
+        key_file = key_file if sep else (server_key or "")
+        if not key_file:
+            raise CurveError(
+                f"{address}: a tcp endpoint needs the collector's public key: "
+                f"--endpoint {address}=/etc/sysmon/keys/collectors/HOST.key (or --curve-server-key)"
+            )
+        out.append(Endpoint(address, load_public(key_file)))
+    if any(e.server_key for e in out):
+        if not curve_secret:
+            raise CurveError("tcp endpoints need --curve-secret (`sysmonctl keys filterd DIR` makes one)")
+        return out, load_secret(curve_secret)
+    return out, None
+
+
+class _Remote(NamedTuple):
+    endpoint: Endpoint
+    sock: zmq.Socket
+    monitor: zmq.Socket
+
 
 class Receiver:
-    def __init__(self, endpoints: Iterable[str], pipeline: Pipeline, rcvhwm: int = 100000) -> None:
+    def __init__(
+        self,
+        endpoints: Iterable[str | Endpoint],
+        pipeline: Pipeline,
+        rcvhwm: int = 100000,
+        curve: KeyPair | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.ctx = zmq.Context.instance()
-        self.sock = self.ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        for topic in (envelope.TOPIC_HOST, envelope.TOPIC_RECORDS):
-            self.sock.setsockopt(zmq.SUBSCRIBE, topic)
         self.wants: set[bytes] = set()
         self.last_error = ""
         self.stats: Counter[str] = pipeline.stats
-        for ep in endpoints:
-            self.sock.connect(ep)
+        self.rcvhwm = rcvhwm
+        eps = [e if isinstance(e, Endpoint) else Endpoint(e) for e in endpoints]
+        self.sock: zmq.Socket | None = None
+        self.remotes: list[_Remote] = []
+        self.endpoint_state: dict[str, str] = {}  # remote address -> "connecting" | "connected" | why not
+        self.poller = zmq.Poller()
+        local = [e.address for e in eps if e.server_key is None]
+        for e in eps:
+            if e.server_key is None and not e.address.startswith(LOCAL_TRANSPORTS):
+                raise CurveError(f"refusing to subscribe to {e.address} without CurveZMQ")
+        if local:
+            self.sock = self._sub()
+            for address in local:
+                self.sock.connect(address)
+        for e in eps:
+            if e.server_key is not None:
+                if curve is None:
+                    raise CurveError(f"{e.address}: filterd's own key pair (--curve-secret) is needed")
+                self._add_remote(e, curve)
+        self.sockets = ([self.sock] if self.sock is not None else []) + [r.sock for r in self.remotes]
+        for s in self.sockets:
+            self.poller.register(s, zmq.POLLIN)
+        self._monitors = {r.monitor: r for r in self.remotes}
+        for m in self._monitors:
+            self.poller.register(m, zmq.POLLIN)
+
+    def _sub(self) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.SUB)
+        sock.setsockopt(zmq.RCVHWM, self.rcvhwm)
+        sock.setsockopt(zmq.LINGER, 0)
+        for topic in (envelope.TOPIC_HOST, envelope.TOPIC_RECORDS):
+            sock.setsockopt(zmq.SUBSCRIBE, topic)
+        return sock
+
+    def _add_remote(self, e: Endpoint, curve: KeyPair) -> None:
+        sock = self._sub()
+        sock.setsockopt(zmq.CURVE_SERVERKEY, e.server_key)
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.public)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, curve.secret)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 5000)  # notice a collector host that vanished
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 15000)
+        sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 5000)
+        monitor = sock.get_monitor_socket(_MONITOR_EVENTS)
+        sock.connect(e.address)
+        self.endpoint_state[e.address] = "connecting"
+        self.remotes.append(_Remote(e, sock, monitor))
+
+    # -- subscriptions -----------------------------------------------------------------------
+    def _subscribe(self, option: int, topic: bytes) -> None:
+        for s in self.sockets:
+            s.setsockopt(option, topic)
 
     def set_wants(self, kinds: Iterable[int], hash_algos: Iterable[str]) -> None:
         """Subscribe to the want topics for these record kinds and hash algorithms, drop the rest."""
         new = {envelope.WANT_KIND + str(k).encode() for k in kinds}
         new |= {envelope.WANT_HASH + a.encode() for a in hash_algos}
         for t in new - self.wants:
-            self.sock.setsockopt(zmq.SUBSCRIBE, t)
+            self._subscribe(zmq.SUBSCRIBE, t)
         for t in self.wants - new:
-            self.sock.setsockopt(zmq.UNSUBSCRIBE, t)
+            self._subscribe(zmq.UNSUBSCRIBE, t)
         self.wants = new
 
     def request_marker(self, token: int) -> None:
-        self.sock.setsockopt(zmq.SUBSCRIBE, envelope.MARK + str(token).encode())
+        self._subscribe(zmq.SUBSCRIBE, envelope.MARK + str(token).encode())
 
+    # -- input -------------------------------------------------------------------------------
     def handle(self, frames: list[bytes]) -> None:
         if len(frames) != 2:
             self.stats["MalformedFrame"] += 1
@@ -66,20 +184,52 @@ class Receiver:
             self.stats["bad_content"] += 1
             self.last_error = repr(e)
 
+    def _on_monitor(self, r: _Remote) -> None:
+        while True:
+            try:
+                ev = parse_monitor_message(r.monitor.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                return
+            event = ev["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.stats["remote_handshakes"] += 1
+                state = "connected"
+            else:
+                self.stats["remote_handshakes_failed"] += 1
+                if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                    state = "refused: the collector does not know our public key (add it to its clients/)"
+                else:
+                    state = "handshake failed: wrong collector key, or the peer does not speak CURVE"
+            address = r.endpoint.address
+            if self.endpoint_state.get(address) != state:
+                self.endpoint_state[address] = state
+                print(f"sysmon-filterd[{os.getpid()}]: {address}: {state}", file=sys.stderr, flush=True)
+
     def poll(self, timeout_ms: int) -> int:
-        """Handle what arrives within timeout_ms; returns messages handled."""
+        """Handle what arrives within timeout_ms on any socket; returns messages handled."""
         n = 0
-        if self.sock.poll(timeout_ms):
-            while True:
+        ready = dict(self.poller.poll(timeout_ms))
+        for sock in ready:
+            r = self._monitors.get(sock)
+            if r is not None:
+                self._on_monitor(r)
+                continue
+            budget = BURST
+            while budget:
                 try:
-                    frames = self.sock.recv_multipart(zmq.NOBLOCK)
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
                 self.handle(frames)
                 n += 1
-                if n >= 1000:
-                    break
+                budget -= 1
         return n
 
     def close(self) -> None:
-        self.sock.close(0)
+        for r in self.remotes:
+            r.sock.disable_monitor()
+            r.monitor.close(0)
+        for s in self.sockets:
+            s.close(0)
+        self.remotes = []
+        self.sockets = []
