@@ -16,6 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--syslog-socket", default="/dev/log")
     r.add_argument("--state-dir", default="/var/lib/sysmon")
     r.set_defaults(func=lambda a: run_mod.run(a.config, a.endpoint, a.syslog_socket, a.state_dir))
+    from .keys import add_subcommands as add_keys
+
+    add_keys(sub)
     try:
         from .rules_cli import add_subcommands
     except ImportError:  # rule tooling not installed in this build
