@@ -56,7 +56,9 @@ def real_events() -> dict[int, list[tuple[str, ...]]]:
                 continue
             text = path.read_text(encoding="utf-8", errors="replace")
             for match in re.finditer(r"<Event[\s>].*?</Event>", text, re.S):
-                xml = match.group(0).replace(' xmlns="http://schemas.microsoft.com/win/2004/08/events/event"', "")
+                xml = match.group(0).replace(
+                    ' xmlns="http://schemas.microsoft.com/win/2004/08/events/event"', ""
+                )
                 try:
                     ev = etree.fromstring(xml, etree.XMLParser(resolve_entities=False, recover=True))
                 except etree.XMLSyntaxError:
@@ -116,8 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         for eid in EVENT_IDS:
             config.matcher(eid)
         load_ms = (time.perf_counter() - t0) * 1000
-        row: dict = {"file": rel, "load_and_compile_ms": round(load_ms, 1), "decisions_per_s": {},
-                     "included": {}}
+        row: dict = {
+            "file": rel,
+            "load_and_compile_ms": round(load_ms, 1),
+            "decisions_per_s": {},
+            "included": {},
+        }
         cells = []
         for eid in EVENT_IDS:
             evs = events.get(eid, [])
@@ -125,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             exact = exact_evaluator(config, eid)
             decisions = [m.decide(v) for v in evs]
             if decisions != [exact.decide(v) for v in evs]:
-                print(f"MISMATCH between compiled and literal evaluation: {name} event {eid}", file=sys.stderr)
+                print(
+                    f"MISMATCH between compiled and literal evaluation: {name} event {eid}", file=sys.stderr
+                )
                 return 1
             rate = measure(m.decide, evs, args.seconds, args.rounds) if evs else 0.0
             row["decisions_per_s"][str(eid)] = round(rate)
@@ -136,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg, eid, target = TARGET
     got = results["configs"][cfg]["decisions_per_s"][str(eid)]
     results["target"] = {"config": cfg, "event_id": eid, "decisions_per_s": target, "met": got >= target}
-    print(f"\ntarget: >= {target:,} ProcessCreate decisions/s with {cfg}: {got:,} -> "
-          f"{'met' if got >= target else 'NOT met'}")
+    print(
+        f"\ntarget: >= {target:,} ProcessCreate decisions/s with {cfg}: {got:,} -> "
+        f"{'met' if got >= target else 'NOT met'}"
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -92,11 +92,14 @@ def decide_events(config: Config, lines: Iterable[str], out: TextIO, err: TextIO
             continue
         include, rule_name = config.matcher(event_id).decide(event_values(event, event_id))
         if as_json:
-            out.write(json.dumps({"line": lineno, "EventID": event_id, "include": include,
-                                  "RuleName": rule_name}) + "\n")
+            out.write(
+                json.dumps({"line": lineno, "EventID": event_id, "include": include, "RuleName": rule_name})
+                + "\n"
+            )
         else:
-            out.write(f"{lineno}\tEventID={event_id}\t{'include' if include else 'exclude'}\t"
-                      f"RuleName={rule_name}\n")
+            out.write(
+                f"{lineno}\tEventID={event_id}\t{'include' if include else 'exclude'}\tRuleName={rule_name}\n"
+            )
     return status
 
 

@@ -7,9 +7,9 @@ upstream baselines (SysmonForLinux test/rulestest/baseline/*.rules):
 
     Rule configuration (version 4.90):
      - ProcessCreate                      onmatch: include   combine rules using 'Or'
-    	Image                          filter: is           value: '/usr/bin/ls'
-    	Compound Rule DetectSuspiciousProcess   combine using And
-    	    Image                          filter: begin with   value: '/tmp'
+        Image                          filter: is           value: '/usr/bin/ls'
+        Compound Rule DetectSuspiciousProcess   combine using And
+                Image                          filter: begin with   value: '/tmp'
 
 Rules are listed in upstream's blob order (manifest order of event tags, then document order);
 consecutive event elements with the same tag and onmatch share one header; RuleGroup names are not

@@ -30,8 +30,14 @@ from filterd.rules.conditions import compile_condition, effective_tokens, fold, 
 
 # Field values that never vary on Linux (reference §1.2), per event id.
 LINUX_CONSTANT_FIELDS: dict[int, dict[str, str]] = {
-    1: {"FileVersion": "-", "Description": "-", "Product": "-", "Company": "-", "OriginalFileName": "-",
-        "IntegrityLevel": "no level"},
+    1: {
+        "FileVersion": "-",
+        "Description": "-",
+        "Product": "-",
+        "Company": "-",
+        "OriginalFileName": "-",
+        "IntegrityLevel": "no level",
+    },
     3: {"SourceHostname": "-", "DestinationHostname": "-", "SourcePortName": "-", "DestinationPortName": "-"},
     10: {"CallTrace": "-", "GrantedAccess": "0x0"},
     23: {"Hashes": "-", "IsExecutable": "-", "Archived": "-"},
@@ -61,8 +67,13 @@ def lint_config(config: Config) -> list[Finding]:
         linux_ids = [i for i in ids if i in schema.LINUX_EVENT_IDS]
         if not linux_ids:
             for r in rules:
-                out.append(Finding(r.line, "windows-only-event",
-                                   f"<{tag}> rules never fire on Linux (Windows-only event type)"))
+                out.append(
+                    Finding(
+                        r.line,
+                        "windows-only-event",
+                        f"<{tag}> rules never fire on Linux (Windows-only event type)",
+                    )
+                )
             continue
         for r in rules:
             out.extend(_filter_checks(r, linux_ids))
@@ -121,12 +132,15 @@ def _filter_checks(rule: EventRule, linux_ids: Sequence[int]) -> Iterable[Findin
             value = consts.pop()
             hit = compile_condition(flt.condition, flt.value)(fold(value))
             yield Finding(
-                flt.line, "constant-field",
-                f"{flt.field} is always '{value}' on Linux: this filter {'always' if hit else 'never'} matches",
+                flt.line,
+                "constant-field",
+                f"{flt.field} is always '{value}' on Linux: "
+                f"this filter {'always' if hit else 'never'} matches",
             )
         if flt.condition == "image" and "\\" not in flt.value and "/" not in flt.value:
             yield Finding(
-                flt.line, "image-on-linux",
+                flt.line,
+                "image-on-linux",
                 f"condition 'image' compares '{flt.value}' with the whole Linux path (no backslash): "
                 f"it never matches '/…/{flt.value}'; use 'end with' '/{flt.value}'",
             )
@@ -148,12 +162,14 @@ def _redundancy(rule: EventRule) -> Iterable[Finding]:
                 if earlier.field != later.field:
                     continue
                 if _key(earlier) == _key(later):
-                    yield Finding(later.line, "duplicate-filter",
-                                  f"duplicate of the filter at line {earlier.line}")
+                    yield Finding(
+                        later.line, "duplicate-filter", f"duplicate of the filter at line {earlier.line}"
+                    )
                     break
                 if kind != AND and _implies(later, earlier):
                     yield Finding(
-                        later.line, "shadowed-filter",
+                        later.line,
+                        "shadowed-filter",
                         f"shadowed by the filter at line {earlier.line}: everything it matches, that one "
                         f"matches first, so this filter never decides (and its RuleName never shows)",
                     )
@@ -165,12 +181,15 @@ def _group_checks(tag: str, rules: list[EventRule]) -> Iterable[Finding]:
     if len(excludes) >= 2 and len(excludes) == len(rules):
         lines = ", ".join(str(r.line) for r in excludes)
         yield Finding(
-            excludes[-1].line, "several-exclude-groups",
-            f"{len(excludes)} onmatch=\"exclude\" <{tag}> elements (lines {lines}) and no include: upstream "
+            excludes[-1].line,
+            "several-exclude-groups",
+            f'{len(excludes)} onmatch="exclude" <{tag}> elements (lines {lines}) and no include: upstream '
             f"then drops every {tag} event that matches none of them, i.e. logs nothing; merge them",
         )
     if len(rules) == 1 and rules[0].onmatch == INCLUDE and not rules[0].items:
-        yield Finding(rules[0].line, "logs-nothing", f"an empty onmatch=\"include\" <{tag}> logs no {tag} event")
+        yield Finding(
+            rules[0].line, "logs-nothing", f'an empty onmatch="include" <{tag}> logs no {tag} event'
+        )
 
 
 def _conflicts(rules: list[EventRule]) -> Iterable[Finding]:
@@ -200,7 +219,8 @@ def _conflicts(rules: list[EventRule]) -> Iterable[Finding]:
                 if cover is not None:
                     what = "filter" if isinstance(it, Filter) else "<Rule>"
                     yield Finding(
-                        flt.line, "include-excluded",
+                        flt.line,
+                        "include-excluded",
                         f"this include {what} can never log: everything it matches is excluded by the filter "
                         f"at line {cover.line} (exclude wins)",
                     )
@@ -208,6 +228,7 @@ def _conflicts(rules: list[EventRule]) -> Iterable[Finding]:
 
 
 # --- filter algebra (sound, incomplete) -------------------------------------------------------------
+
 
 def _key(f: Filter) -> tuple[str, str, str]:
     return (f.field, f.condition, fold(f.value))

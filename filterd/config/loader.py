@@ -60,10 +60,14 @@ NO_EFFECT_OPTIONS = ("ProcessAccessConfig", "PipeMonitoringConfig")  # rule opti
 INTERNAL_OPTIONS = ("ServiceArchiveDirectory", "InternalRepresentation", "OutputRules", "TraceEvents")
 
 HASH_NAMES = {
-    "sha1": "SHA1", "sha-1": "SHA1",
-    "md5": "MD5", "md-5": "MD5",
-    "sha256": "SHA256", "sha-256": "SHA256",
-    "imphash": "IMPHASH", "imp-hash": "IMPHASH",
+    "sha1": "SHA1",
+    "sha-1": "SHA1",
+    "md5": "MD5",
+    "md-5": "MD5",
+    "sha256": "SHA256",
+    "sha-256": "SHA256",
+    "imphash": "IMPHASH",
+    "imp-hash": "IMPHASH",
 }
 HASH_ORDER = ("SHA1", "MD5", "SHA256", "IMPHASH")
 DEFAULT_HASHES = ("SHA256",)
@@ -75,8 +79,17 @@ TAG_FIELDS: dict[str, frozenset[str]] = {
     tag: frozenset(f for e in evs for f in e.fields) for tag, evs in schema.BY_RULE_TAG.items()
 }
 
-_8BIT_ENCODINGS = ("utf-8", "utf8", "iso-8859-", "iso8859-", "latin", "us-ascii", "ascii",
-                   "windows-125", "cp125")
+_8BIT_ENCODINGS = (
+    "utf-8",
+    "utf8",
+    "iso-8859-",
+    "iso8859-",
+    "latin",
+    "us-ascii",
+    "ascii",
+    "windows-125",
+    "cp125",
+)
 _DECL_RE = re.compile(r"\A(\s*)<\?xml\s.*?\?>", re.S)
 _DECL_ENC_RE = re.compile(rb"\A\s*<\?xml\s[^>]*?\bencoding\s*=\s*[\"']([^\"']*)[\"']", re.S)
 _SYNTAX_HINTS = {
@@ -173,7 +186,9 @@ class _Loader:
 
     def load(self, data: bytes) -> Config:
         if len(data) > MAX_FILE_BYTES:
-            raise ConfigLimitError(self.name, None, f"configuration file is larger than {MAX_FILE_BYTES} bytes")
+            raise ConfigLimitError(
+                self.name, None, f"configuration file is larger than {MAX_FILE_BYTES} bytes"
+            )
         if not data.strip():
             raise ConfigSyntaxError(self.name, None, "configuration file is empty")
         text = self.decode(data)
@@ -232,7 +247,9 @@ class _Loader:
         if declared.startswith(("utf-16", "utf16", "ucs-2", "utf-32")):
             return "utf-8"  # 8-bit content labelled 16-bit: upstream's sniffing decides 8-bit
         if not declared.startswith(_8BIT_ENCODINGS):
-            raise ConfigEncodingError(self.name, 1, f"unsupported encoding {declared!r} in the XML declaration")
+            raise ConfigEncodingError(
+                self.name, 1, f"unsupported encoding {declared!r} in the XML declaration"
+            )
         try:
             return codecs.lookup(declared).name
         except LookupError:
@@ -281,20 +298,27 @@ class _Loader:
                 continue
             depth += 1
             if depth > MAX_DEPTH:
-                raise ConfigLimitError(self.name, el.sourceline, f"elements nested deeper than {MAX_DEPTH} levels")
+                raise ConfigLimitError(
+                    self.name, el.sourceline, f"elements nested deeper than {MAX_DEPTH} levels"
+                )
             tag = el.tag
             if tag is etree.Entity:
-                raise ConfigSyntaxError(self.name, el.sourceline, f"entity reference {el.text} is not allowed")
+                raise ConfigSyntaxError(
+                    self.name, el.sourceline, f"entity reference {el.text} is not allowed"
+                )
             if not isinstance(tag, str):
                 continue
             if el.text is not None and len(el.text) > MAX_VALUE_CHARS:
                 raise ConfigLimitError(
-                    self.name, el.sourceline, f"<{_short(tag)}> value is longer than {MAX_VALUE_CHARS} characters"
+                    self.name,
+                    el.sourceline,
+                    f"<{_short(tag)}> value is longer than {MAX_VALUE_CHARS} characters",
                 )
             for k, v in el.attrib.items():
                 if len(v) > MAX_VALUE_CHARS:
                     raise ConfigLimitError(
-                        self.name, el.sourceline,
+                        self.name,
+                        el.sourceline,
                         f"<{_short(tag)} {_short(k)}> value is longer than {MAX_VALUE_CHARS} characters",
                     )
 
@@ -305,12 +329,15 @@ class _Loader:
             shown = "" if raw is None else raw
             what = "missing schemaversion attribute" if raw is None else f"invalid schemaversion {raw!r}"
             raise SchemaVersionError(
-                self.name, root.sourceline, f"<Sysmon>: {what}",
+                self.name,
+                root.sourceline,
+                f"<Sysmon>: {what}",
                 upstream=f"Error: Invalid schema version number ({shown})  for configuration: {self.name}",
             )
         if v < MIN_SCHEMA:
             raise SchemaVersionError(
-                self.name, root.sourceline,
+                self.name,
+                root.sourceline,
                 f"<Sysmon>: unsupported schemaversion {format_version(v)} (lowest supported is 4.00, "
                 f"current Sysmon schema version {schema.SCHEMA_VERSION})",
                 upstream=f"Error: Incorrect or unsupported schema version {format_version(v)}. "
@@ -322,8 +349,12 @@ class _Loader:
 
     def options(self, root: etree._Element) -> dict:
         out: dict = {
-            "hash_algorithms": DEFAULT_HASHES, "hash_algorithms_text": None,
-            "field_sizes": {}, "field_sizes_text": None, "dns_lookup": None, "raw": {},
+            "hash_algorithms": DEFAULT_HASHES,
+            "hash_algorithms_text": None,
+            "field_sizes": {},
+            "field_sizes_text": None,
+            "dns_lookup": None,
+            "raw": {},
         }
         for el in root:
             tag = el.tag
@@ -334,7 +365,9 @@ class _Loader:
             if tag in WINDOWS_ONLY_OPTIONS:
                 if self.reject_windows_options:
                     raise UnsupportedOptionError(
-                        self.name, line, f"<{tag}>: Option not implemented on Linux.",
+                        self.name,
+                        line,
+                        f"<{tag}>: Option not implemented on Linux.",
                         upstream="Option not implemented on Linux.",
                     )
                 self.warn(line, f"Option not implemented on Linux: {tag} (ignored)")
@@ -370,7 +403,9 @@ class _Loader:
                 chosen.add(HASH_NAMES[low])
             else:
                 raise OptionError(
-                    self.name, line, f"<HashAlgorithms>: Invalid hashing algorithm: {tok}",
+                    self.name,
+                    line,
+                    f"<HashAlgorithms>: Invalid hashing algorithm: {tok}",
                     upstream=f"Invalid hashing algorithm: {tok}",
                 )
         if not chosen:
@@ -442,7 +477,9 @@ class _Loader:
                 if ch.tag.lower() == "rulegroup":
                     walk(ch)
                     continue
-                self.ignored(ch.sourceline, f"unknown element <{_short(ch.tag)}> under <EventFiltering> is ignored")
+                self.ignored(
+                    ch.sourceline, f"unknown element <{_short(ch.tag)}> under <EventFiltering> is ignored"
+                )
                 walk(ch)
 
         for ef in filtering:
@@ -477,8 +514,11 @@ class _Loader:
         if onmatch is None:
             manifest_include = schema.BY_RULE_TAG[tag][0].default_include
             onmatch = EXCLUDE if manifest_include else INCLUDE
-            self.ignored(line, f"<{tag} {attr_text}>: unknown value, the manifest default applies "
-                               f"(behaves as onmatch=\"{onmatch}\")")
+            self.ignored(
+                line,
+                f"<{tag} {attr_text}>: unknown value, the manifest default applies "
+                f'(behaves as onmatch="{onmatch}")',
+            )
 
         fields = TAG_FIELDS[tag]
         items: list[Filter | RuleAggregate] = []
@@ -508,8 +548,11 @@ class _Loader:
 
     def incorrect_field(self, el: etree._Element, tag: str) -> tuple[None, int | None]:
         self.warn(el.sourceline, f"Incorrect field {_short(el.tag)}")
-        self.ignored(el.sourceline, f"<{tag}> at this position and every later <{tag}> are dropped "
-                                    f"because of the incorrect field <{_short(el.tag)}>")
+        self.ignored(
+            el.sourceline,
+            f"<{tag}> at this position and every later <{tag}> are dropped "
+            f"because of the incorrect field <{_short(el.tag)}>",
+        )
         return None, el.sourceline or 0
 
     def filter(self, el: etree._Element, inherited_name: str) -> Filter:
@@ -517,15 +560,17 @@ class _Loader:
         cond = lookup_condition(cond_attr)
         if cond is None:
             raise RuleError(
-                self.name, el.sourceline,
-                f"<{el.tag} condition=\"{_short(cond_attr)}\">: Unknown condition: {_short(cond_attr)}. "
+                self.name,
+                el.sourceline,
+                f'<{el.tag} condition="{_short(cond_attr)}">: Unknown condition: {_short(cond_attr)}. '
                 f"{UNKNOWN_CONDITION_HELP}",
                 upstream=f"Error: Unknown condition: {cond_attr}\n{UNKNOWN_CONDITION_HELP}",
             )
         name = el.get("name") or inherited_name
         if len(name.encode("utf-16-le", "surrogatepass")) // 2 > MAX_RULE_NAME:
             raise RuleError(
-                self.name, el.sourceline,
+                self.name,
+                el.sourceline,
                 f"<{el.tag}>: Rule name is larger than {MAX_RULE_NAME} characters: {_short(name, 80)}",
                 upstream=f"Error: Rule name is larger than {MAX_RULE_NAME} characters: {name}",
             )

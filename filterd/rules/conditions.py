@@ -81,6 +81,7 @@ def effective_tokens(value: str) -> tuple[str, ...]:
 
 # --- predicate builders: folded rule value -> predicate over the folded field value -------------
 
+
 def _is(v: str) -> Predicate:
     return v.__eq__
 
@@ -150,7 +151,7 @@ def _more_than(v: str) -> Predicate:
 def _image(v: str) -> Predicate:
     if "\\" in v:
         return v.__eq__
-    return lambda f: f[f.rfind("\\") + 1:] == v
+    return lambda f: f[f.rfind("\\") + 1 :] == v
 
 
 # --- index hints ---------------------------------------------------------------------------------
@@ -172,6 +173,7 @@ def selectivity(key: str) -> int:
 
 
 # ---------------------------------------------------------------------------------
+
 
 def _ix(family: str, exact: bool = True) -> Callable[[str], IndexKey]:
     return lambda v: IndexKey(family, (v,), exact)

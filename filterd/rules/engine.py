@@ -40,6 +40,7 @@ _never: Check = lambda f: False  # noqa: E731
 
 # --- compiled terms ------------------------------------------------------------------------------
 
+
 class _Term:
     """A filter compiled for one event type: field position (`slot`), predicate, index hint.
 
@@ -76,23 +77,10 @@ def _all_of(terms: Sequence[_Term]) -> Check:
         return lambda f: c1(f) and c2(f)
 
     def check(f: list[str]) -> bool:
-        for c in checks:
+        for c in checks:  # noqa: SIM110 - explicit loop: cheaper than all() + generator here
             if not c(f):
                 return False
         return True
-
-    return check
-
-
-def _any_of(checks: Sequence[Check]) -> Check:
-    if len(checks) == 1:
-        return checks[0]
-
-    def check(f: list[str]) -> bool:
-        for c in checks:
-            if c(f):
-                return True
-        return False
 
     return check
 
@@ -105,6 +93,7 @@ def _last_name(filters: Sequence[Filter]) -> str:
 
 
 # --- indexed disjunction -------------------------------------------------------------------------
+
 
 class _Entry:
     """One alternative of an OR set: a filter, one filter of an OR <Rule>, or a whole AND <Rule>."""
@@ -162,7 +151,7 @@ _MAX_TRIE_BRANCH_DEPTH = 100
 
 
 def _verify(f: list[str], es: Sequence[_Entry]) -> bool:
-    for e in es:
+    for e in es:  # noqa: SIM110 - explicit loop: cheaper than any() + generator here
         if e.check(f):
             return True
     return False
@@ -198,13 +187,38 @@ def _substr_search(keys: Sequence[str]) -> Callable[[str], object]:
 _MEMO_CAP = 4096  # distinct values remembered per field before the memo is reset
 
 # Fields whose values rarely repeat: memoizing their index results would only churn.
-_HIGH_CARDINALITY = frozenset({
-    "UtcTime", "CreationUtcTime", "PreviousCreationUtcTime", "ProcessGuid", "ParentProcessGuid",
-    "SourceProcessGuid", "TargetProcessGuid", "SourceProcessGUID", "TargetProcessGUID", "LogonGuid",
-    "ProcessId", "ParentProcessId", "SourceProcessId", "TargetProcessId", "SourceThreadId", "NewThreadId",
-    "CommandLine", "ParentCommandLine", "TargetFilename", "SourcePort", "TargetObject", "Details",
-    "QueryName", "QueryResults", "BpfProgramId", "StartAddress", "Contents", "Hash",
-})
+_HIGH_CARDINALITY = frozenset(
+    {
+        "UtcTime",
+        "CreationUtcTime",
+        "PreviousCreationUtcTime",
+        "ProcessGuid",
+        "ParentProcessGuid",
+        "SourceProcessGuid",
+        "TargetProcessGuid",
+        "SourceProcessGUID",
+        "TargetProcessGUID",
+        "LogonGuid",
+        "ProcessId",
+        "ParentProcessId",
+        "SourceProcessId",
+        "TargetProcessId",
+        "SourceThreadId",
+        "NewThreadId",
+        "CommandLine",
+        "ParentCommandLine",
+        "TargetFilename",
+        "SourcePort",
+        "TargetObject",
+        "Details",
+        "QueryName",
+        "QueryResults",
+        "BpfProgramId",
+        "StartAddress",
+        "Contents",
+        "Hash",
+    }
+)
 
 
 def _when(cond: str | None, stmt_or_test: str, then: str | None = None) -> str:
@@ -272,8 +286,14 @@ class _OrSet:
     # on an exact match, `cand` how to add candidate entries (a tuple-valued expression).
 
     @staticmethod
-    def _family_lines(const: Callable[[object], str], family: str, table: dict[str, list[_Entry]],
-                      mode: str, hit: str, on_cand: Callable[[str, str], str]) -> list[str]:
+    def _family_lines(
+        const: Callable[[object], str],
+        family: str,
+        table: dict[str, list[_Entry]],
+        mode: str,
+        hit: str,
+        on_cand: Callable[[str, str], str],
+    ) -> list[str]:
         """Statements testing one index family on `s`: `hit` runs on an exact match (any-mode only),
         `on_cand(cond, var)` builds the statement taking candidate entries `var` when `cond` holds."""
         lines: list[str] = []
@@ -315,7 +335,12 @@ class _OrSet:
         return lines
 
     def _gen(self, mode: str, slots: list[int], per: dict) -> Callable:
-        consts: dict[str, object] = {"_verify": _verify, "_resolve": _resolve, "_store": _store, "_fold": fold}
+        consts: dict[str, object] = {
+            "_verify": _verify,
+            "_resolve": _resolve,
+            "_store": _store,
+            "_fold": fold,
+        }
 
         def const(obj: object) -> str:
             name = f"K{len(consts)}"
@@ -334,8 +359,14 @@ class _OrSet:
                 helpers.append("    s = raw.lower() if raw.isascii() else _fold(raw)")
                 helpers.append("    r = ()")
                 for family, table in per[slot].items():
-                    for line in self._family_lines(const, family, table, mode, f"return _store({memo}, raw, True)",
-                                                   lambda cond, v: _when(cond, f"r = r + {v}")):
+                    for line in self._family_lines(
+                        const,
+                        family,
+                        table,
+                        mode,
+                        f"return _store({memo}, raw, True)",
+                        lambda cond, v: _when(cond, f"r = r + {v}"),
+                    ):
                         helpers.append("    " + line)
                 helpers.append(f"    return _store({memo}, raw, r)")
                 body.append(f"r = {memo}.get(s)")
@@ -349,11 +380,22 @@ class _OrSet:
             body.append("s = s.lower() if s.isascii() else _fold(s)")
             for family, table in per[slot].items():
                 if mode == "any":
-                    body.extend(self._family_lines(const, family, table, mode, "return True",
-                                                   lambda cond, v: _when(cond, f"_verify(f, {v})", "return True")))
+                    body.extend(
+                        self._family_lines(
+                            const,
+                            family,
+                            table,
+                            mode,
+                            "return True",
+                            lambda cond, v: _when(cond, f"_verify(f, {v})", "return True"),
+                        )
+                    )
                 else:
-                    body.extend(self._family_lines(const, family, table, mode, "",
-                                                   lambda cond, v: _when(cond, f"c = c + {v}")))
+                    body.extend(
+                        self._family_lines(
+                            const, family, table, mode, "", lambda cond, v: _when(cond, f"c = c + {v}")
+                        )
+                    )
         if mode == "any":
             for e in self.generic:
                 body.append(f"if {self._generic_test(const, e)}: return True")
@@ -405,6 +447,7 @@ def _guard(terms: Sequence[_Term]) -> _Term | None:
 
 
 # --- per event type compilation -------------------------------------------------------------------
+
 
 class _Compiler:
     """Shared state while compiling one event type: slot assignment and term cache."""
@@ -480,7 +523,7 @@ class _Compiler:
             return checks[0]
 
         def check(f: list[str]) -> bool:
-            for c in checks:
+            for c in checks:  # noqa: SIM110 - explicit loop: cheaper than all() + generator here
                 if not c(f):
                     return False
             return True
@@ -497,6 +540,7 @@ class _Compiler:
 
 
 # --- the exact (reference) evaluator --------------------------------------------------------------
+
 
 class ExactEvaluator:
     """Upstream's algorithm, step by step; slow but the specification (and RuleName fallback)."""
@@ -523,7 +567,7 @@ class ExactEvaluator:
         items = group.items
         for idx, item in enumerate(items):
             if isinstance(item, Filter):
-                later = any(isinstance(o, Filter) and o.field == item.field for o in items[idx + 1:])
+                later = any(isinstance(o, Filter) and o.field == item.field for o in items[idx + 1 :])
                 plan.append(("f", item.field, comp.term(item).check, item.name, later))
             else:
                 plan.append(("r", item.relation, [(comp.term(flt).check, flt.name) for flt in item.filters]))
@@ -591,6 +635,7 @@ _UNFILTERED = frozenset(e.id for e in schema.EVENT_TYPES if e.rule_tag is None)
 
 
 # --- the fast matcher --------------------------------------------------------------------------------
+
 
 class Matcher:
     """Compiled rules of one event type. `decide(values)` -> (include?, RuleName or "-")."""
@@ -699,9 +744,13 @@ def _leaky(groups: Sequence[EventRule]) -> bool:
         if g.relation == AND and len(g.items) > 1 and any(flt.name for flt in g.filters()):
             return True
         for item in g.items:
-            if isinstance(item, RuleAggregate) and item.relation == AND and len(item.filters) > 1:
-                if any(flt.name for flt in item.filters):
-                    return True
+            if (
+                isinstance(item, RuleAggregate)
+                and item.relation == AND
+                and len(item.filters) > 1
+                and any(flt.name for flt in item.filters)
+            ):
+                return True
     return False
 
 

@@ -64,7 +64,7 @@ def test_rules_test_text(files: tuple[Path, Path], capsys: pytest.CaptureFixture
 
 def test_rules_test_json_and_bad_lines(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     cfg, ev = files
-    ev.write_text(ev.read_text() + "not json\n\n[1]\n{\"Image\": \"x\"}\n{\"EventID\": 99}\n")
+    ev.write_text(ev.read_text() + 'not json\n\n[1]\n{"Image": "x"}\n{"EventID": 99}\n')
     status, out, err = run(["rules", "test", "--json", str(cfg), str(ev)], capsys)
     assert status == 1
     rows = [json.loads(line) for line in out.splitlines()]
@@ -78,8 +78,9 @@ def test_rules_test_json_and_bad_lines(files: tuple[Path, Path], capsys: pytest.
     ]
 
 
-def test_rules_test_stdin(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
-                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rules_test_stdin(
+    files: tuple[Path, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg, _ = files
     monkeypatch.setattr("sys.stdin", io.StringIO('{"EventID": 1, "Image": "/bin/bash"}\n'))
     status, out, _ = run(["rules", "test", str(cfg), "-"], capsys)
@@ -88,11 +89,13 @@ def test_rules_test_stdin(files: tuple[Path, Path], capsys: pytest.CaptureFixtur
 
 def test_rules_test_rejected_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.xml"
-    bad.write_text('<Sysmon schemaversion="4.90">\n<EventFiltering><ProcessCreate onmatch="include">'
-                   '<Image condition="starts">x</Image></ProcessCreate></EventFiltering></Sysmon>')
+    bad.write_text(
+        '<Sysmon schemaversion="4.90">\n<EventFiltering><ProcessCreate onmatch="include">'
+        '<Image condition="starts">x</Image></ProcessCreate></EventFiltering></Sysmon>'
+    )
     status, out, err = run(["rules", "test", str(bad), str(tmp_path / "none.jsonl")], capsys)
     assert status == 2 and out == ""
-    assert err.startswith(f"error: {bad}:2: <Image condition=\"starts\">: Unknown condition: starts.")
+    assert err.startswith(f'error: {bad}:2: <Image condition="starts">: Unknown condition: starts.')
     status, _, err = run(["rules", "dump", str(bad)], capsys)
     assert status == 2
 
@@ -118,8 +121,10 @@ def test_rules_dump(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 
 def test_rules_dump_prints_upstream_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "w.xml"
-    cfg.write_text('<Sysmon schemaversion="4.90"><EventFiltering><ProcessCreate onmatch="include">'
-                   '<Nope/></ProcessCreate></EventFiltering></Sysmon>')
+    cfg.write_text(
+        '<Sysmon schemaversion="4.90"><EventFiltering><ProcessCreate onmatch="include">'
+        "<Nope/></ProcessCreate></EventFiltering></Sysmon>"
+    )
     status, out, err = run(["rules", "dump", str(cfg)], capsys)
     assert (status, out) == (0, "No rules installed\n")
     assert err == f"warning: {cfg}: Incorrect field Nope\n"
@@ -128,13 +133,19 @@ def test_rules_dump_prints_upstream_warnings(tmp_path: Path, capsys: pytest.Capt
 def test_lint(files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg, _ = files
     assert run(["lint", str(cfg)], capsys) == (0, "", "")
-    cfg.write_text(CONFIG.replace('<NetworkConnect onmatch="exclude"/>',
-                                  '<NetworkConnect onmatch="exclude"/><NetworkConnect onmatch="exclude"/>'))
+    cfg.write_text(
+        CONFIG.replace(
+            '<NetworkConnect onmatch="exclude"/>',
+            '<NetworkConnect onmatch="exclude"/><NetworkConnect onmatch="exclude"/>',
+        )
+    )
     status, out, _ = run(["lint", str(cfg)], capsys)
     assert status == 1
-    assert out == (f"{cfg}:9: several-exclude-groups: 2 onmatch=\"exclude\" <NetworkConnect> elements (lines 9, 9) "
-                   "and no include: upstream then drops every NetworkConnect event that matches none of them, "
-                   "i.e. logs nothing; merge them\n")
+    assert out == (
+        f'{cfg}:9: several-exclude-groups: 2 onmatch="exclude" <NetworkConnect> elements (lines 9, 9) '
+        "and no include: upstream then drops every NetworkConnect event that matches none of them, "
+        "i.e. logs nothing; merge them\n"
+    )
     bad = tmp_path / "bad.xml"
     bad.write_text("<Sysmon>")
     status, out, _ = run(["lint", str(bad)], capsys)
@@ -154,7 +165,9 @@ def test_add_subcommands_on_a_foreign_parser(files: tuple[Path, Path]) -> None:
         parser.parse_args(["rules"])  # a rules subcommand is required
 
 
-def test_sysmonctl_entry_point_has_the_commands(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_sysmonctl_entry_point_has_the_commands(
+    files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     cli = pytest.importorskip("sysmonctl.cli")
     cfg, ev = files
     assert cli.main(["rules", "test", str(cfg), str(ev)]) == 0

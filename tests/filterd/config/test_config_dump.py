@@ -58,6 +58,11 @@ def test_no_rules_installed() -> None:
 
 
 def test_values_keep_their_original_case_and_whitespace() -> None:
-    cfg = load_config_bytes(b'<Sysmon schemaversion="4.90"><EventFiltering><ProcessCreate onmatch="include">'
-                            b'<Image condition="END WITH"> /Bin/LS</Image></ProcessCreate></EventFiltering></Sysmon>')
-    assert dump_config(cfg).splitlines()[-1] == "\tImage                          filter: end with     value: ' /Bin/LS'"
+    cfg = load_config_bytes(
+        b'<Sysmon schemaversion="4.90"><EventFiltering><ProcessCreate onmatch="include">'
+        b'<Image condition="END WITH"> /Bin/LS</Image></ProcessCreate></EventFiltering></Sysmon>'
+    )
+    assert (
+        dump_config(cfg).splitlines()[-1]
+        == "\tImage                          filter: end with     value: ' /Bin/LS'"
+    )

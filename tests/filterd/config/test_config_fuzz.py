@@ -29,14 +29,44 @@ SEEDS = [
 ]
 MUTATIONS_PER_SEED = 60
 
-TOKENS = [
-    b"<", b">", b"&", b"&amp;", b"\"", b"'", b"</Rule>", b"<Rule>", b"<Rule groupRelation=\"and\">",
-    b"onmatch=\"include\"", b"onmatch=\"exclude\"", b"default=\"include\"", b"condition=\"is\"",
-    b"schemaversion=\"3.0\"", b"schemaversion=\"9.99\"", b"<RuleGroup groupRelation=\"or\">", b"</RuleGroup>",
-    b"<Image>", b"</Image>", b"<CheckRevocation/>", b"<FieldSizes>Image:3</FieldSizes>", b"<!--", b"-->",
-    b"<!DOCTYPE x [<!ENTITY a \"b\">]>", b"\x00", b"\xff\xfe", b"\xef\xbb\xbf", b"\xe9", b";", b"\\",
-    b"<HashAlgorithms>md5</HashAlgorithms>", b"name=\"" + b"n" * 300 + b"\"",
-] + [f'condition="{c}"'.encode() for c in CONDITION_NAMES] + [b'condition="Contains"', b'condition="bogus"']
+TOKENS = (
+    [
+        b"<",
+        b">",
+        b"&",
+        b"&amp;",
+        b'"',
+        b"'",
+        b"</Rule>",
+        b"<Rule>",
+        b'<Rule groupRelation="and">',
+        b'onmatch="include"',
+        b'onmatch="exclude"',
+        b'default="include"',
+        b'condition="is"',
+        b'schemaversion="3.0"',
+        b'schemaversion="9.99"',
+        b'<RuleGroup groupRelation="or">',
+        b"</RuleGroup>",
+        b"<Image>",
+        b"</Image>",
+        b"<CheckRevocation/>",
+        b"<FieldSizes>Image:3</FieldSizes>",
+        b"<!--",
+        b"-->",
+        b'<!DOCTYPE x [<!ENTITY a "b">]>',
+        b"\x00",
+        b"\xff\xfe",
+        b"\xef\xbb\xbf",
+        b"\xe9",
+        b";",
+        b"\\",
+        b"<HashAlgorithms>md5</HashAlgorithms>",
+        b'name="' + b"n" * 300 + b'"',
+    ]
+    + [f'condition="{c}"'.encode() for c in CONDITION_NAMES]
+    + [b'condition="Contains"', b'condition="bogus"']
+)
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
@@ -44,7 +74,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
         op = rng.randrange(6)
         i = rng.randrange(len(data) + 1)
         if op == 0:  # delete a span
-            data = data[:i] + data[i + rng.randint(1, 40):]
+            data = data[:i] + data[i + rng.randint(1, 40) :]
         elif op == 1:  # insert a grammar token
             data = data[:i] + rng.choice(TOKENS) + data[i:]
         elif op == 2:  # duplicate a span
@@ -53,7 +83,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
         elif op == 3:  # flip a byte
             if data:
                 k = rng.randrange(len(data))
-                data = data[:k] + bytes([rng.randrange(256)]) + data[k + 1:]
+                data = data[:k] + bytes([rng.randrange(256)]) + data[k + 1 :]
         elif op == 4:  # swap two condition names
             a, b = rng.sample(CONDITION_NAMES, 2)
             data = data.replace(f'"{a}"'.encode(), f'"{b}"'.encode(), 1)

@@ -27,7 +27,8 @@ LINTY = """<Sysmon schemaversion="4.90">
       </ProcessCreate>
     </RuleGroup>
     <ImageLoad onmatch="include"><ImageLoaded condition="end with">.dll</ImageLoaded></ImageLoad>
-    <NetworkConnect onmatch="include"><DestinationHostname condition="end with">.com</DestinationHostname></NetworkConnect>
+    <NetworkConnect onmatch="include"><DestinationHostname condition="end with">.com</DestinationHostname>
+      </NetworkConnect>
     <FileCreate onmatch="exclude"><Image>/a</Image></FileCreate>
     <FileCreate onmatch="exclude"><Image>/b</Image></FileCreate>
     <FileDelete onmatch="include"><Hashes condition="contains">SHA256</Hashes><Bogus/></FileDelete>
@@ -55,12 +56,12 @@ def test_each_check_reports_its_line() -> None:
         (12, "include-excluded"),  # contains /tmp/evil is covered by the exclude contains /tmp
         (20, "windows-only-event"),
         (21, "constant-field"),
-        (23, "several-exclude-groups"),
-        (24, "ignored"),  # FileDelete dropped because of <Bogus>
-        (24, "unknown-field"),
-        (25, "logs-nothing"),
-        (26, "unknown-element"),
-        (27, "missing-onmatch"),
+        (24, "several-exclude-groups"),
+        (25, "ignored"),  # FileDelete dropped because of <Bogus>
+        (25, "unknown-field"),
+        (26, "logs-nothing"),
+        (27, "unknown-element"),
+        (28, "missing-onmatch"),
     ]
     assert got == expected
 
@@ -80,15 +81,20 @@ def test_messages_say_why() -> None:
 
 def test_lint_file_exit_codes(tmp_path: Path) -> None:
     clean = tmp_path / "clean.xml"
-    clean.write_text('<Sysmon schemaversion="4.90"><EventFiltering><RuleGroup groupRelation="or">'
-                     '<ProcessCreate onmatch="include"><Image condition="end with">/curl</Image></ProcessCreate>'
-                     '</RuleGroup></EventFiltering></Sysmon>')
+    clean.write_text(
+        '<Sysmon schemaversion="4.90"><EventFiltering><RuleGroup groupRelation="or">'
+        '<ProcessCreate onmatch="include"><Image condition="end with">/curl</Image></ProcessCreate>'
+        "</RuleGroup></EventFiltering></Sysmon>"
+    )
     assert lint_file(clean) == ([], 0)
     linty = tmp_path / "linty.xml"
     linty.write_text(LINTY)
     lines, status = lint_file(linty)
     assert status == 1
-    assert lines[0] == f"{linty}:2: ignored: <DnsLookup> has no effect on Linux (host and port names are always '-')"
+    assert (
+        lines[0]
+        == f"{linty}:2: ignored: <DnsLookup> has no effect on Linux (host and port names are always '-')"
+    )
     bad = tmp_path / "bad.xml"
     bad.write_text('<Sysmon schemaversion="4.90"><CheckRevocation/></Sysmon>')
     assert lint_file(bad) == ([f"{bad}:1: <CheckRevocation>: Option not implemented on Linux. [rejected]"], 2)

@@ -32,21 +32,37 @@ CONFIGS = SHARED / "reference" / "realdata" / "configs"
 
 # Where upstream SysmonForLinux rejects a real config: (line, error class, text in the message).
 REJECTED = {
-    "linux/mstic-index-only/attack-based/discovery/T087.001_Metasploit_Hashdump.xml":
-        (15, ConfigSyntaxError, "&amp;"),
-    "linux/mstic-index-only/attack-based/discovery/T1592_Metasploit_Local_Exploit_Suggester.xml":
-        (33, ConfigSyntaxError, "CommandLine line 23"),
+    "linux/mstic-index-only/attack-based/discovery/T087.001_Metasploit_Hashdump.xml": (
+        15,
+        ConfigSyntaxError,
+        "&amp;",
+    ),
+    "linux/mstic-index-only/attack-based/discovery/T1592_Metasploit_Local_Exploit_Suggester.xml": (
+        33,
+        ConfigSyntaxError,
+        "CommandLine line 23",
+    ),
     "sysmoncommon-unittests/exclude_all.xml": (2, UnsupportedOptionError, "<CaptureClipboard>"),
-    "sysmoncommon-unittests/include_windowsupdate_autostart.xml": (4, UnsupportedOptionError, "<CheckRevocation>"),
+    "sysmoncommon-unittests/include_windowsupdate_autostart.xml": (
+        4,
+        UnsupportedOptionError,
+        "<CheckRevocation>",
+    ),
     "sysmoncommon-unittests/sysmon-modular-config.xml": (4, UnsupportedOptionError, "<CheckRevocation>"),
     "sysmoncommon-unittests/sysmonconfig-export-omega.xml": (18, UnsupportedOptionError, "<CheckRevocation>"),
     "sysmoncommon-unittests/sysmonconfig-export.xml": (66, UnsupportedOptionError, "<CheckRevocation>"),
     "windows/swiftonsecurity-sysmonconfig-export.xml": (66, UnsupportedOptionError, "<CheckRevocation>"),
-    "windows/sysmon-modular-sysmonconfig-with-filedelete.xml": (23, UnsupportedOptionError, "<CheckRevocation>"),
+    "windows/sysmon-modular-sysmonconfig-with-filedelete.xml": (
+        23,
+        UnsupportedOptionError,
+        "<CheckRevocation>",
+    ),
     "windows/sysmon-modular-sysmonconfig.xml": (23, UnsupportedOptionError, "<CheckRevocation>"),
 }
 WARNED = {
-    "linux/mstic-index-only/_events/3_NetworkConnect/T1046_NetworkServicesScanning.xml": ("Incorrect field CommandLine",),
+    "linux/mstic-index-only/_events/3_NetworkConnect/T1046_NetworkServicesScanning.xml": (
+        "Incorrect field CommandLine",
+    ),
 }
 
 
@@ -72,6 +88,7 @@ def wrap(body: str, version: str = "4.90", top: str = "") -> str:
 
 
 # --- the real corpus ------------------------------------------------------------------------------
+
 
 def test_corpus_is_complete() -> None:
     files = _corpus()
@@ -116,7 +133,9 @@ def test_malformed_mstic_messages_name_file_and_line() -> None:
 
 
 def test_incorrect_field_drops_the_element_but_accepts() -> None:
-    cfg = load_config(CONFIGS / "linux/mstic-index-only/_events/3_NetworkConnect/T1046_NetworkServicesScanning.xml")
+    cfg = load_config(
+        CONFIGS / "linux/mstic-index-only/_events/3_NetworkConnect/T1046_NetworkServicesScanning.xml"
+    )
     assert cfg.rules == ()  # the NetworkConnect element is dropped
     assert 3 not in cfg.enabled_event_ids()
     assert describe_load(cfg) == [
@@ -132,7 +151,9 @@ def test_korean_blog_config() -> None:
     assert cfg.hash_algorithms == ("SHA256",)
     pc = cfg.rules_for(1)
     assert [(r.onmatch, r.relation, r.group_name) for r in pc] == [
-        (EXCLUDE, OR, "ProcessCreate_Security"), (INCLUDE, OR, "ProcessCreate_Security")]
+        (EXCLUDE, OR, "ProcessCreate_Security"),
+        (INCLUDE, OR, "ProcessCreate_Security"),
+    ]
     assert any(f.value == "<unknown process>" for f in pc[0].filters())
     assert all(f.name == "ProcessCreate_Security" for r in pc for f in r.filters())
     assert cfg.enabled_event_ids() == frozenset({1, 3, 5})
@@ -154,9 +175,19 @@ def test_collect_all_enables_every_linux_type() -> None:
 # --- encodings ----------------------------------------------------------------------------------
 
 ENCODING_FILES = [
-    "iso8859-nobom-iso8859enc", "iso8859-utf8bom-iso8859enc", "utf16-nobom-noenc", "utf16-nobom-noenc-ws",
-    "utf16-nobom-utf16enc", "utf16-utf16bom-noenc", "utf16-utf16bom-noenc-ws", "utf16-utf16bom-utf16enc",
-    "utf8-nobom-noenc", "utf8-nobom-noenc-ws", "utf8-nobom-utf8enc", "utf8-utf8bom-noenc", "utf8-utf8bom-utf8enc",
+    "iso8859-nobom-iso8859enc",
+    "iso8859-utf8bom-iso8859enc",
+    "utf16-nobom-noenc",
+    "utf16-nobom-noenc-ws",
+    "utf16-nobom-utf16enc",
+    "utf16-utf16bom-noenc",
+    "utf16-utf16bom-noenc-ws",
+    "utf16-utf16bom-utf16enc",
+    "utf8-nobom-noenc",
+    "utf8-nobom-noenc-ws",
+    "utf8-nobom-utf8enc",
+    "utf8-utf8bom-noenc",
+    "utf8-utf8bom-utf8enc",
 ]
 
 
@@ -174,8 +205,14 @@ def test_encoding_files(stem: str) -> None:
 
 
 def test_utf16_big_endian_and_line_numbers() -> None:
-    xml = '<?xml version="1.0" encoding="UTF-16"?>\n' + wrap('\n<ProcessCreate onmatch="include">\n<Image condition="bogus">x</Image></ProcessCreate>')
-    for data in (xml.encode("utf-16-be"), b"\xfe\xff" + xml.encode("utf-16-be"), b"\xff\xfe" + xml.encode("utf-16-le")):
+    xml = '<?xml version="1.0" encoding="UTF-16"?>\n' + wrap(
+        '\n<ProcessCreate onmatch="include">\n<Image condition="bogus">x</Image></ProcessCreate>'
+    )
+    for data in (
+        xml.encode("utf-16-be"),
+        b"\xfe\xff" + xml.encode("utf-16-be"),
+        b"\xff\xfe" + xml.encode("utf-16-le"),
+    ):
         with pytest.raises(RuleError) as exc:
             load(data)
         assert exc.value.line == 4
@@ -189,17 +226,34 @@ def test_bad_bytes_are_reported_with_line() -> None:
 
 # --- schema versions ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text,expected", [
-    ("4.90", (4, 90)), ("4.9", (4, 90)), ("4.1", (4, 10)), ("4.00", (4, 0)), ("5.0", (5, 0)),
-    (" 4.22", (4, 22)), ("4.22abc", (4, 22)), ("4.005", (4, 0)), ("1.0", (1, 0)),
-    (None, None), ("", None), ("abc", None), ("-1.0", None), ("0.0", None), ("0.5", None), ("nan", None),
-    ("inf", None),
-])
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("4.90", (4, 90)),
+        ("4.9", (4, 90)),
+        ("4.1", (4, 10)),
+        ("4.00", (4, 0)),
+        ("5.0", (5, 0)),
+        (" 4.22", (4, 22)),
+        ("4.22abc", (4, 22)),
+        ("4.005", (4, 0)),
+        ("1.0", (1, 0)),
+        (None, None),
+        ("", None),
+        ("abc", None),
+        ("-1.0", None),
+        ("0.0", None),
+        ("0.5", None),
+        ("nan", None),
+        ("inf", None),
+    ],
+)
 def test_parse_schema_version(text: str | None, expected: tuple[int, int] | None) -> None:
     assert parse_schema_version(text) == expected
 
 
-@pytest.mark.parametrize("attr", ['', 'schemaversion="abc"', 'schemaversion="-1.0"', 'schemaversion="0.0"'])
+@pytest.mark.parametrize("attr", ["", 'schemaversion="abc"', 'schemaversion="-1.0"', 'schemaversion="0.0"'])
 def test_invalid_schema_version_rejected(attr: str) -> None:
     with pytest.raises(SchemaVersionError) as exc:
         load(f"<Sysmon {attr}><EventFiltering/></Sysmon>", "cfg.xml")
@@ -213,12 +267,15 @@ def test_old_schema_version_rejected(version: str) -> None:
     with pytest.raises(SchemaVersionError) as exc:
         load(wrap("", version))
     assert exc.value.upstream == (
-        f"Error: Incorrect or unsupported schema version {float(version):.2f}. Current Sysmon schema version 4.90"
+        f"Error: Incorrect or unsupported schema version {float(version):.2f}. "
+        "Current Sysmon schema version 4.90"
     )
 
 
-@pytest.mark.parametrize("version,relation", [("4.00", OR), ("4.1", OR), ("4.10", OR), ("4.21", AND),
-                                              ("4.90", AND), ("5.0", AND), ("17.3", AND)])
+@pytest.mark.parametrize(
+    "version,relation",
+    [("4.00", OR), ("4.1", OR), ("4.10", OR), ("4.21", AND), ("4.90", AND), ("5.0", AND), ("17.3", AND)],
+)
 def test_default_combine_depends_on_schema_version(version: str, relation: str) -> None:
     cfg = load(wrap('<ProcessCreate onmatch="include"><Image>a</Image></ProcessCreate>', version))
     assert cfg.rules[0].relation == relation
@@ -227,11 +284,20 @@ def test_default_combine_depends_on_schema_version(version: str, relation: str) 
 
 # --- top-level options ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text,expected", [
-    ("sha256", ("SHA256",)), ("SHA1,md5", ("SHA1", "MD5")), ("md-5,Sha-256", ("MD5", "SHA256")),
-    ("imphash,sha1", ("SHA1", "IMPHASH")), ("*", ("SHA1", "MD5", "SHA256", "IMPHASH")),
-    ("ALL", ("SHA1", "MD5", "SHA256", "IMPHASH")), ("md5, sha256", ("MD5", "SHA256")), ("", ("SHA256",)),
-])
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("sha256", ("SHA256",)),
+        ("SHA1,md5", ("SHA1", "MD5")),
+        ("md-5,Sha-256", ("MD5", "SHA256")),
+        ("imphash,sha1", ("SHA1", "IMPHASH")),
+        ("*", ("SHA1", "MD5", "SHA256", "IMPHASH")),
+        ("ALL", ("SHA1", "MD5", "SHA256", "IMPHASH")),
+        ("md5, sha256", ("MD5", "SHA256")),
+        ("", ("SHA256",)),
+    ],
+)
 def test_hash_algorithms(text: str, expected: tuple[str, ...]) -> None:
     cfg = load(wrap("", top=f"<HashAlgorithms>{text}</HashAlgorithms>"))
     assert cfg.hash_algorithms == expected
@@ -248,26 +314,32 @@ def test_unknown_hash_algorithm_rejected() -> None:
     assert exc.value.upstream == "Invalid hashing algorithm: crc32"
 
 
-@pytest.mark.parametrize("text,sizes", [
-    ("CommandLine:100,Image:20", {"CommandLine": 100, "Image": 20}),
-    ("RuleName:10", {"RuleName": 10}),
-    ("CommandLine:100,Image", {"CommandLine": 100}),  # items without a size are ignored
-    ("Image:5,Image:7", {"Image": 7}),
-])
+@pytest.mark.parametrize(
+    "text,sizes",
+    [
+        ("CommandLine:100,Image:20", {"CommandLine": 100, "Image": 20}),
+        ("RuleName:10", {"RuleName": 10}),
+        ("CommandLine:100,Image", {"CommandLine": 100}),  # items without a size are ignored
+        ("Image:5,Image:7", {"Image": 7}),
+    ],
+)
 def test_field_sizes(text: str, sizes: dict[str, int]) -> None:
     cfg = load(wrap("", top=f"<FieldSizes>{text}</FieldSizes>"))
     assert dict(cfg.field_sizes) == sizes
     assert cfg.field_sizes_text == text
 
 
-@pytest.mark.parametrize("text,upstream", [
-    ("Image:5.User:6", "FieldSizes option ('Image:5.User:6') has invalid character: '.'."),
-    ("Image: 5", "FieldSizes option ('Image: 5') has invalid character: ' '."),
-    ("Imagex:5", "FieldSizes field 'Imagex' is invalid."),
-    ("image:5", "FieldSizes field 'image' is invalid."),
-    ("Image:0", "FieldSizes field 'Image' has max size of 0."),
-    ("Image:", "FieldSizes field 'Image' has max size of 0."),
-])
+@pytest.mark.parametrize(
+    "text,upstream",
+    [
+        ("Image:5.User:6", "FieldSizes option ('Image:5.User:6') has invalid character: '.'."),
+        ("Image: 5", "FieldSizes option ('Image: 5') has invalid character: ' '."),
+        ("Imagex:5", "FieldSizes field 'Imagex' is invalid."),
+        ("image:5", "FieldSizes field 'image' is invalid."),
+        ("Image:0", "FieldSizes field 'Image' has max size of 0."),
+        ("Image:", "FieldSizes field 'Image' has max size of 0."),
+    ],
+)
 def test_field_sizes_invalid(text: str, upstream: str) -> None:
     with pytest.raises(OptionError) as exc:
         load(wrap("", top=f"<FieldSizes>{text}</FieldSizes>"))
@@ -318,13 +390,17 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 # --- limits and hostile XML -------------------------------------------------------------------------
 
+
 def test_entities_are_not_expanded() -> None:
-    xxe = ('<?xml version="1.0"?>\n<!DOCTYPE Sysmon [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
-           + wrap('<ProcessCreate onmatch="include"><Image>&xxe;</Image></ProcessCreate>'))
+    xxe = '<?xml version="1.0"?>\n<!DOCTYPE Sysmon [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n' + wrap(
+        '<ProcessCreate onmatch="include"><Image>&xxe;</Image></ProcessCreate>'
+    )
     with pytest.raises(ConfigSyntaxError, match="entity"):
         load(xxe)
-    laughs = ('<!DOCTYPE Sysmon [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
-              + wrap('<ProcessCreate onmatch="include"><Image>&b;</Image></ProcessCreate>'))
+    laughs = (
+        '<!DOCTYPE Sysmon [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        + wrap('<ProcessCreate onmatch="include"><Image>&b;</Image></ProcessCreate>')
+    )
     with pytest.raises(ConfigSyntaxError):
         load(laughs)
     with pytest.raises(ConfigSyntaxError, match="Entity 'nope' not defined"):
@@ -332,7 +408,7 @@ def test_entities_are_not_expanded() -> None:
 
 
 def test_plain_doctype_is_ignored() -> None:
-    cfg = load('<!DOCTYPE Sysmon [<!ELEMENT Sysmon ANY>]>' + wrap('<ProcessCreate onmatch="exclude"/>'))
+    cfg = load("<!DOCTYPE Sysmon [<!ELEMENT Sysmon ANY>]>" + wrap('<ProcessCreate onmatch="exclude"/>'))
     assert cfg.rules[0].tag == "ProcessCreate"
 
 
@@ -354,13 +430,17 @@ def test_limits() -> None:
 
 # --- EventFiltering grammar -------------------------------------------------------------------------
 
+
 def test_event_elements_at_any_depth_and_rulegroup() -> None:
-    cfg = load(wrap(
-        '<RuleGroup name="G" groupRelation="or"><ProcessCreate onmatch="include"><Image>a</Image></ProcessCreate>'
-        '</RuleGroup><Foo><Bar><ProcessCreate onmatch="exclude"><Image>b</Image></ProcessCreate></Bar></Foo>'
-        '<rulegroup name="lower" groupRelation="OR"><NetworkConnect onmatch="include"/></rulegroup>'
-        '<RuleGroup name="noRel"><ProcessTerminate onmatch="include"/></RuleGroup>'
-    ))
+    cfg = load(
+        wrap(
+            '<RuleGroup name="G" groupRelation="or">'
+            '<ProcessCreate onmatch="include"><Image>a</Image></ProcessCreate></RuleGroup>'
+            '<Foo><Bar><ProcessCreate onmatch="exclude"><Image>b</Image></ProcessCreate></Bar></Foo>'
+            '<rulegroup name="lower" groupRelation="OR"><NetworkConnect onmatch="include"/></rulegroup>'
+            '<RuleGroup name="noRel"><ProcessTerminate onmatch="include"/></RuleGroup>'
+        )
+    )
     pc = cfg.rules_for(1)
     assert [(r.onmatch, r.relation, r.group_name) for r in pc] == [(INCLUDE, OR, "G"), (EXCLUDE, AND, "")]
     assert pc[0].items[0].name == "G"
@@ -372,21 +452,34 @@ def test_event_elements_at_any_depth_and_rulegroup() -> None:
 
 
 def test_blob_order_is_manifest_order_then_document_order() -> None:
-    cfg = load(wrap(
-        '<FileCreate onmatch="include"/><ProcessTerminate onmatch="include"/><ProcessCreate onmatch="include"/>'
-        '<NetworkConnect onmatch="include"/><ProcessCreate onmatch="exclude"/>'
-    ))
+    cfg = load(
+        wrap(
+            '<FileCreate onmatch="include"/><ProcessTerminate onmatch="include"/>'
+            '<ProcessCreate onmatch="include"/>'
+            '<NetworkConnect onmatch="include"/><ProcessCreate onmatch="exclude"/>'
+        )
+    )
     assert [(r.tag, r.onmatch) for r in cfg.rules] == [
-        ("ProcessCreate", INCLUDE), ("ProcessCreate", EXCLUDE), ("NetworkConnect", INCLUDE),
-        ("ProcessTerminate", INCLUDE), ("FileCreate", INCLUDE)]
+        ("ProcessCreate", INCLUDE),
+        ("ProcessCreate", EXCLUDE),
+        ("NetworkConnect", INCLUDE),
+        ("ProcessTerminate", INCLUDE),
+        ("FileCreate", INCLUDE),
+    ]
     assert [r.position for r in cfg.rules] == [2, 4, 3, 1, 0]
 
 
-@pytest.mark.parametrize("attrs,onmatch", [
-    ('onmatch="include"', INCLUDE), ('onmatch="EXCLUDE"', EXCLUDE), ('onmatch="Include"', INCLUDE),
-    ('default="include"', EXCLUDE), ('default="exclude"', INCLUDE),  # legacy spelling is inverted
-    ('onmatch="bogus"', EXCLUDE),  # unknown: manifest default (include) -> behaves like onmatch=exclude
-])
+@pytest.mark.parametrize(
+    "attrs,onmatch",
+    [
+        ('onmatch="include"', INCLUDE),
+        ('onmatch="EXCLUDE"', EXCLUDE),
+        ('onmatch="Include"', INCLUDE),
+        ('default="include"', EXCLUDE),
+        ('default="exclude"', INCLUDE),  # legacy spelling is inverted
+        ('onmatch="bogus"', EXCLUDE),  # unknown: manifest default (include) -> behaves like onmatch=exclude
+    ],
+)
 def test_onmatch_and_legacy_default(attrs: str, onmatch: str) -> None:
     cfg = load(wrap(f"<ProcessCreate {attrs}/>"))
     assert cfg.rules[0].onmatch == onmatch
@@ -397,8 +490,12 @@ def test_unknown_onmatch_on_default_exclude_event() -> None:
 
 
 def test_onmatch_errors_skip_element_but_accept() -> None:
-    cfg = load(wrap('<ProcessCreate onmatch="include" default="exclude"><Image>a</Image></ProcessCreate>'
-                    '<NetworkConnect><Image>b</Image></NetworkConnect><FileCreate onmatch="include"/>'))
+    cfg = load(
+        wrap(
+            '<ProcessCreate onmatch="include" default="exclude"><Image>a</Image></ProcessCreate>'
+            '<NetworkConnect><Image>b</Image></NetworkConnect><FileCreate onmatch="include"/>'
+        )
+    )
     assert [r.tag for r in cfg.rules] == ["FileCreate"]
     assert cfg.warnings == (
         "Error: Can't specify onmatch and default on ProcessCreate (pick only one)",
@@ -408,77 +505,112 @@ def test_onmatch_errors_skip_element_but_accept() -> None:
 
 
 def test_incorrect_field_skips_later_elements_of_that_tag() -> None:
-    cfg = load(wrap(
-        '<ProcessCreate onmatch="include"><Image>a</Image></ProcessCreate>'
-        '<ProcessCreate onmatch="exclude"><Image>b</Image><SourceIp>1</SourceIp></ProcessCreate>'
-        '<ProcessCreate onmatch="exclude"><Image>c</Image></ProcessCreate>'
-        '<NetworkConnect onmatch="include"><Rule><Image>x</Image><rule/></Rule></NetworkConnect>'
-        '<FileCreate onmatch="include"><TargetFilename>t</TargetFilename></FileCreate>'
-    ))
+    cfg = load(
+        wrap(
+            '<ProcessCreate onmatch="include"><Image>a</Image></ProcessCreate>'
+            '<ProcessCreate onmatch="exclude"><Image>b</Image><SourceIp>1</SourceIp></ProcessCreate>'
+            '<ProcessCreate onmatch="exclude"><Image>c</Image></ProcessCreate>'
+            '<NetworkConnect onmatch="include"><Rule><Image>x</Image><rule/></Rule></NetworkConnect>'
+            '<FileCreate onmatch="include"><TargetFilename>t</TargetFilename></FileCreate>'
+        )
+    )
     assert [(r.tag, r.onmatch) for r in cfg.rules] == [("ProcessCreate", INCLUDE), ("FileCreate", INCLUDE)]
     assert cfg.warnings == ("Incorrect field SourceIp", "Incorrect field rule")
 
 
 def test_rule_aggregates() -> None:
-    cfg = load(wrap(
-        '<RuleGroup name="grp" groupRelation="or"><ProcessCreate onmatch="include">'
-        '<Rule name="r1" groupRelation="and"><Image>a</Image><CommandLine name="own">b</CommandLine></Rule>'
-        '<RULE><Image>c</Image></RULE><rule groupRelation="AND"/><Image>d</Image>'
-        '</ProcessCreate></RuleGroup>'
-    ))
+    cfg = load(
+        wrap(
+            '<RuleGroup name="grp" groupRelation="or"><ProcessCreate onmatch="include">'
+            '<Rule name="r1" groupRelation="and"><Image>a</Image>'
+            '<CommandLine name="own">b</CommandLine></Rule>'
+            '<RULE><Image>c</Image></RULE><rule groupRelation="AND"/><Image>d</Image>'
+            "</ProcessCreate></RuleGroup>"
+        )
+    )
     items = cfg.rules[0].items
     assert isinstance(items[0], RuleAggregate) and items[0].relation == AND and items[0].name == "r1"
     assert [f.name for f in items[0].filters] == ["r1", "own"]
-    assert isinstance(items[1], RuleAggregate) and items[1].relation == OR and items[1].filters[0].name == "grp"
+    assert (
+        isinstance(items[1], RuleAggregate) and items[1].relation == OR and items[1].filters[0].name == "grp"
+    )
     assert isinstance(items[2], Filter) and items[2].value == "d"  # the empty <rule/> leaves nothing
     assert len(items) == 3
 
 
 def test_filter_values_are_untrimmed_and_conditions_case_insensitive() -> None:
-    cfg = load(wrap('<ProcessCreate onmatch="include"><Image condition="Contains"> a\n</Image>'
-                    '<CommandLine condition="">x</CommandLine><User/><Image condition="BEGIN WITH">/</Image>'
-                    '</ProcessCreate>'))
+    cfg = load(
+        wrap(
+            '<ProcessCreate onmatch="include"><Image condition="Contains"> a\n</Image>'
+            '<CommandLine condition="">x</CommandLine><User/><Image condition="BEGIN WITH">/</Image>'
+            "</ProcessCreate>"
+        )
+    )
     fs = cfg.rules[0].filters()
     assert [(f.condition, f.value) for f in fs] == [
-        ("contains", " a\n"), ("is", "x"), ("is", ""), ("begin with", "/")]
+        ("contains", " a\n"),
+        ("is", "x"),
+        ("is", ""),
+        ("begin with", "/"),
+    ]
 
 
 def test_unknown_condition_rejected() -> None:
     with pytest.raises(RuleError) as exc:
-        load(wrap('\n<ProcessCreate onmatch="include">\n  <Image condition="something">x</Image>'
-                  '</ProcessCreate>'), "c.xml")
+        load(
+            wrap(
+                '\n<ProcessCreate onmatch="include">\n  <Image condition="something">x</Image>'
+                "</ProcessCreate>"
+            ),
+            "c.xml",
+        )
     e = exc.value
     assert e.line == 3
-    assert str(e).startswith('c.xml:3: <Image condition="something">: Unknown condition: something. '
-                             "Expected values are is, is not, contains, contains any, is any, contains all, ")
+    assert str(e).startswith(
+        'c.xml:3: <Image condition="something">: Unknown condition: something. '
+        "Expected values are is, is not, contains, contains any, is any, contains all, "
+    )
     assert e.upstream.startswith("Error: Unknown condition: something\nExpected values are is, is not,")
     assert e.upstream.endswith("less than, more than, image, not begin with, not end with")
 
 
 def test_rule_name_length_limit() -> None:
     ok = "N" * 255
-    cfg = load(wrap(f'<RuleGroup name="{ok}" groupRelation="or"><ProcessCreate onmatch="include">'
-                    f'<Image>a</Image></ProcessCreate></RuleGroup>'))
+    cfg = load(
+        wrap(
+            f'<RuleGroup name="{ok}" groupRelation="or"><ProcessCreate onmatch="include">'
+            f"<Image>a</Image></ProcessCreate></RuleGroup>"
+        )
+    )
     assert cfg.rules[0].items[0].name == ok
-    for where in (f'<RuleGroup name="{ok}X" groupRelation="or"><ProcessCreate onmatch="include"><Image>a</Image>'
-                  f'</ProcessCreate></RuleGroup>',
-                  f'<ProcessCreate onmatch="include"><Rule name="{ok}X"><Image>a</Image></Rule></ProcessCreate>',
-                  f'<ProcessCreate onmatch="include"><Image name="{ok}X">a</Image></ProcessCreate>'):
+    for where in (
+        f'<RuleGroup name="{ok}X" groupRelation="or"><ProcessCreate onmatch="include"><Image>a</Image>'
+        f"</ProcessCreate></RuleGroup>",
+        f'<ProcessCreate onmatch="include"><Rule name="{ok}X"><Image>a</Image></Rule></ProcessCreate>',
+        f'<ProcessCreate onmatch="include"><Image name="{ok}X">a</Image></ProcessCreate>',
+    ):
         with pytest.raises(RuleError, match="Rule name is larger than 255 characters"):
             load(wrap(where))
     # an over-long RuleGroup name is harmless when every filter has its own name
-    cfg = load(wrap(f'<RuleGroup name="{ok}X" groupRelation="or"><ProcessCreate onmatch="include">'
-                    f'<Image name="short">a</Image></ProcessCreate></RuleGroup>'))
+    cfg = load(
+        wrap(
+            f'<RuleGroup name="{ok}X" groupRelation="or"><ProcessCreate onmatch="include">'
+            f'<Image name="short">a</Image></ProcessCreate></RuleGroup>'
+        )
+    )
     assert cfg.rules[0].items[0].name == "short"
 
 
 def test_longnames_unit_test_config() -> None:
     cfg = load_config(CONFIGS / "sysmoncommon-unittests/longnames.xml")
-    names = [f.name for f in cfg.rules_for(1)[0].filters()] + [f.name for r in cfg.rules_for(1)[1:] for f in r.filters()]
+    names = [f.name for f in cfg.rules_for(1)[0].filters()] + [
+        f.name for r in cfg.rules_for(1)[1:] for f in r.filters()
+    ]
     assert sorted(len(n) for n in names) == [255, 255, 255]
 
 
 # --- defaults, trimming, enabled ids ---------------------------------------------------------------
+
 
 def test_default_config() -> None:
     cfg = default_config()
@@ -496,10 +628,17 @@ def test_no_event_filtering_uses_manifest_defaults() -> None:
     assert cfg.matcher(3).constant == (False, "-")
 
 
-@pytest.mark.parametrize("s,n,out", [
-    ("ABCDEFGHIJKLMN", 5, "AB..."), ("ABCDEFGHIJKLMN", 2, "-"), ("ABCDEFGHIJKLMN", 0, ""),
-    ("ABC", 3, "ABC"), ("ABCD", 3, "..."), ("ABC", 100, "ABC"),
-])
+@pytest.mark.parametrize(
+    "s,n,out",
+    [
+        ("ABCDEFGHIJKLMN", 5, "AB..."),
+        ("ABCDEFGHIJKLMN", 2, "-"),
+        ("ABCDEFGHIJKLMN", 0, ""),
+        ("ABC", 3, "ABC"),
+        ("ABCD", 3, "..."),
+        ("ABC", 100, "ABC"),
+    ],
+)
 def test_trim_string(s: str, n: int, out: str) -> None:
     assert trim_string(s, n) == out
 
@@ -519,17 +658,20 @@ def test_config_trim_applies_to_every_event_with_that_field() -> None:
     assert load(wrap("")).trim(1, list(v1)) == v1
 
 
-@pytest.mark.parametrize("body,enabled", [
-    ('<ProcessCreate onmatch="include"/>', {5}),
-    ('<ProcessCreate onmatch="exclude"/>', {1, 5}),
-    ('<ProcessCreate onmatch="exclude"/><ProcessCreate onmatch="exclude"/>', {5}),
-    ('<ProcessTerminate onmatch="include"><Image>x</Image></ProcessTerminate>', {1, 5}),
-    ('<NetworkConnect onmatch="include"/>', {1, 5}),
-    ('<NetworkConnect onmatch="exclude"/>', {1, 3, 5}),
-    ('<NetworkConnect onmatch="include"><Image>x</Image></NetworkConnect>', {1, 3, 5}),
-    ('<ImageLoad onmatch="exclude"/>', {1, 5, 7}),
-    ('<RegistryEvent onmatch="exclude"/>', {1, 5, 12, 13, 14}),
-])
+@pytest.mark.parametrize(
+    "body,enabled",
+    [
+        ('<ProcessCreate onmatch="include"/>', {5}),
+        ('<ProcessCreate onmatch="exclude"/>', {1, 5}),
+        ('<ProcessCreate onmatch="exclude"/><ProcessCreate onmatch="exclude"/>', {5}),
+        ('<ProcessTerminate onmatch="include"><Image>x</Image></ProcessTerminate>', {1, 5}),
+        ('<NetworkConnect onmatch="include"/>', {1, 5}),
+        ('<NetworkConnect onmatch="exclude"/>', {1, 3, 5}),
+        ('<NetworkConnect onmatch="include"><Image>x</Image></NetworkConnect>', {1, 3, 5}),
+        ('<ImageLoad onmatch="exclude"/>', {1, 5, 7}),
+        ('<RegistryEvent onmatch="exclude"/>', {1, 5, 12, 13, 14}),
+    ],
+)
 def test_enabled_event_ids(body: str, enabled: set[int]) -> None:
     ids = load(wrap(body)).enabled_event_ids()
     assert ids == frozenset(enabled)

@@ -55,8 +55,11 @@ def reference_decide(config: Config, event_id: int, values: Sequence[str]) -> tu
             if g.relation == OR and r:
                 return True
             if g.relation == AND and not r:
-                later_same = any(isinstance(o, Filter) and o.field == item.field for o in g.items[i + 1:]) \
-                    if isinstance(item, Filter) else False
+                later_same = (
+                    any(isinstance(o, Filter) and o.field == item.field for o in g.items[i + 1 :])
+                    if isinstance(item, Filter)
+                    else False
+                )
                 if later_same:
                     continue
                 return False
@@ -72,7 +75,8 @@ def reference_decide(config: Config, event_id: int, values: Sequence[str]) -> tu
         return relation == AND
 
     order = [g for g in reversed(groups) if g.onmatch == EXCLUDE] + [
-        g for g in reversed(groups) if g.onmatch != EXCLUDE]
+        g for g in reversed(groups) if g.onmatch != EXCLUDE
+    ]
     for g in order:
         if match_group(g):
             if g.onmatch == EXCLUDE:

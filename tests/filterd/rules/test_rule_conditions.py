@@ -79,9 +79,9 @@ def reference(cond: str, value: str, field: str) -> bool:
     if cond == "not begin with":
         return f[: len(v)] != v
     if cond == "end with":
-        return len(v) <= len(f) and f[len(f) - len(v):] == v
+        return len(v) <= len(f) and f[len(f) - len(v) :] == v
     if cond == "not end with":
-        return not (len(v) <= len(f) and f[len(f) - len(v):] == v)
+        return not (len(v) <= len(f) and f[len(f) - len(v) :] == v)
     if cond == "less than":
         return wide_strcasecmp(field, value) < 0
     if cond == "more than":
@@ -130,17 +130,40 @@ def test_fold_is_ascii_only(s: str) -> None:
 
 def test_table_is_the_upstream_list() -> None:
     assert CONDITION_NAMES == (
-        "is", "is not", "contains", "contains any", "is any", "contains all", "excludes", "excludes any",
-        "excludes all", "begin with", "end with", "less than", "more than", "image", "not begin with",
-        "not end with")
-    assert UNKNOWN_CONDITION_HELP == "Expected values are " + ", ".join(CONDITION_NAMES)
+        "is",
+        "is not",
+        "contains",
+        "contains any",
+        "is any",
+        "contains all",
+        "excludes",
+        "excludes any",
+        "excludes all",
+        "begin with",
+        "end with",
+        "less than",
+        "more than",
+        "image",
+        "not begin with",
+        "not end with",
+    )
+    assert "Expected values are " + ", ".join(CONDITION_NAMES) == UNKNOWN_CONDITION_HELP
     assert set(CONDITIONS) == set(CONDITION_NAMES)
 
 
-@pytest.mark.parametrize("name,canonical", [
-    (None, "is"), ("", "is"), ("Contains", "contains"), ("BEGIN WITH", "begin with"), ("Is Any", "is any"),
-    ("contains ", None), ("startswith", None), ("İs", None),
-])
+@pytest.mark.parametrize(
+    "name,canonical",
+    [
+        (None, "is"),
+        ("", "is"),
+        ("Contains", "contains"),
+        ("BEGIN WITH", "begin with"),
+        ("Is Any", "is any"),
+        ("contains ", None),
+        ("startswith", None),
+        ("İs", None),
+    ],
+)
 def test_lookup_condition(name: str | None, canonical: str | None) -> None:
     c = lookup_condition(name)
     assert (c.name if c else None) == canonical
@@ -148,50 +171,54 @@ def test_lookup_condition(name: str | None, canonical: str | None) -> None:
 
 # --- upstream unit-test edge cases ---------------------------------------------------------------
 
-@pytest.mark.parametrize("cond,value,field,expected", [
-    # case-insensitive for ASCII only
-    ("is", "/USR/BIN/LS", "/usr/bin/ls", True),
-    ("is", "É", "é", False),
-    ("contains", "ˆ", "xxˆxx", True),
-    # less/more than compare strings, upper-case folding
-    ("less than", "99", "100", True),
-    ("more than", "99", "100", False),
-    ("less than", "abc", "abc", False),
-    ("more than", "abc", "abc", False),
-    ("less than", "a", "_", False),  # '_' (0x5F) sorts after 'A' (0x41) once upper-cased
-    ("more than", "a", "_", True),
-    ("less than", "\ue000", "\U0001f600", True),  # UTF-16: a surrogate unit sorts below U+E000
-    # is any: tokens compared whole; empty tokens never match a non-empty field
-    ("is any", "bash;ls", "LS", True),
-    ("is any", "bash;ls", "l", False),
-    ("is any", "", "-", False),
-    ("is any", ";;;;", "-", False),
-    ("is any", "a;", "", True),
-    # token lists are not trimmed
-    ("contains any", "foo; bar", "bar", False),
-    ("contains any", "foo; bar", "x bar", True),
-    # excludes any / excludes all as the code does them
-    ("excludes any", "foo;bar", "foo", False),
-    ("excludes any", "foo;bar", "baz", True),
-    ("excludes all", "foo;bar", "foo", True),
-    ("excludes all", "foo;bar", "foobar", False),
-    ("excludes all", "foo;bar", "baz", True),
-    # empty-token quirk: compared as the rest of the value
-    ("contains all", "a;;b", "ab", False),
-    ("contains all", "a;;b", "a;b", True),
-    ("contains any", "x;", "anything", True),
-    # image: basename after the last backslash, else the whole value; on Linux that is the full path
-    ("image", "cmd.exe", "C:\\Windows\\System32\\CMD.EXE", True),
-    ("image", "c:\\windows\\system32\\cmd.exe", "C:\\Windows\\System32\\CMD.EXE", True),
-    ("image", "system32\\cmd.exe", "C:\\Windows\\System32\\CMD.EXE", False),
-    ("image", "bash", "/usr/bin/bash", False),
-    ("image", "/usr/bin/bash", "/usr/bin/bash", True),
-    # end with / begin with
-    ("end with", "longer than field", "field", False),
-    ("begin with", "", "x", True),
-    ("not end with", "sh", "/bin/bash", False),
-    ("not begin with", "/tmp", "/usr/bin/x", True),
-])
+
+@pytest.mark.parametrize(
+    "cond,value,field,expected",
+    [
+        # case-insensitive for ASCII only
+        ("is", "/USR/BIN/LS", "/usr/bin/ls", True),
+        ("is", "É", "é", False),
+        ("contains", "ˆ", "xxˆxx", True),
+        # less/more than compare strings, upper-case folding
+        ("less than", "99", "100", True),
+        ("more than", "99", "100", False),
+        ("less than", "abc", "abc", False),
+        ("more than", "abc", "abc", False),
+        ("less than", "a", "_", False),  # '_' (0x5F) sorts after 'A' (0x41) once upper-cased
+        ("more than", "a", "_", True),
+        ("less than", "\ue000", "\U0001f600", True),  # UTF-16: a surrogate unit sorts below U+E000
+        # is any: tokens compared whole; empty tokens never match a non-empty field
+        ("is any", "bash;ls", "LS", True),
+        ("is any", "bash;ls", "l", False),
+        ("is any", "", "-", False),
+        ("is any", ";;;;", "-", False),
+        ("is any", "a;", "", True),
+        # token lists are not trimmed
+        ("contains any", "foo; bar", "bar", False),
+        ("contains any", "foo; bar", "x bar", True),
+        # excludes any / excludes all as the code does them
+        ("excludes any", "foo;bar", "foo", False),
+        ("excludes any", "foo;bar", "baz", True),
+        ("excludes all", "foo;bar", "foo", True),
+        ("excludes all", "foo;bar", "foobar", False),
+        ("excludes all", "foo;bar", "baz", True),
+        # empty-token quirk: compared as the rest of the value
+        ("contains all", "a;;b", "ab", False),
+        ("contains all", "a;;b", "a;b", True),
+        ("contains any", "x;", "anything", True),
+        # image: basename after the last backslash, else the whole value; on Linux that is the full path
+        ("image", "cmd.exe", "C:\\Windows\\System32\\CMD.EXE", True),
+        ("image", "c:\\windows\\system32\\cmd.exe", "C:\\Windows\\System32\\CMD.EXE", True),
+        ("image", "system32\\cmd.exe", "C:\\Windows\\System32\\CMD.EXE", False),
+        ("image", "bash", "/usr/bin/bash", False),
+        ("image", "/usr/bin/bash", "/usr/bin/bash", True),
+        # end with / begin with
+        ("end with", "longer than field", "field", False),
+        ("begin with", "", "x", True),
+        ("not end with", "sh", "/bin/bash", False),
+        ("not begin with", "/tmp", "/usr/bin/x", True),
+    ],
+)
 def test_condition_edge_cases(cond: str, value: str, field: str, expected: bool) -> None:
     assert matches(cond, value, field) is expected
     assert reference(cond, value, field) is expected

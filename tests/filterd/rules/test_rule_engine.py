@@ -24,16 +24,30 @@ names = st.sampled_from(["", "", "n1", "n2", "n3"])
 
 def filter_xml(fields: tuple[str, ...]) -> st.SearchStrategy[str]:
     return st.builds(
-        lambda f, c, v, n: f"<{f} condition={quoteattr(c)}" + (f" name={quoteattr(n)}" if n else "")
-        + f">{escape(v)}</{f}>",
-        st.sampled_from(fields), st.sampled_from(CONDITION_NAMES), small, names)
+        lambda f, c, v, n: (
+            f"<{f} condition={quoteattr(c)}" + (f" name={quoteattr(n)}" if n else "") + f">{escape(v)}</{f}>"
+        ),
+        st.sampled_from(fields),
+        st.sampled_from(CONDITION_NAMES),
+        small,
+        names,
+    )
 
 
 def item_xml(fields: tuple[str, ...]) -> st.SearchStrategy[str]:
     rule = st.builds(
-        lambda rel, n, fs: "<Rule" + (f' groupRelation="{rel}"' if rel else "") + (f' name="{n}"' if n else "")
-        + ">" + "".join(fs) + "</Rule>",
-        st.sampled_from(["and", "or", None]), names, st.lists(filter_xml(fields), max_size=3))
+        lambda rel, n, fs: (
+            "<Rule"
+            + (f' groupRelation="{rel}"' if rel else "")
+            + (f' name="{n}"' if n else "")
+            + ">"
+            + "".join(fs)
+            + "</Rule>"
+        ),
+        st.sampled_from(["and", "or", None]),
+        names,
+        st.lists(filter_xml(fields), max_size=3),
+    )
     return st.one_of(filter_xml(fields), filter_xml(fields), rule)
 
 
@@ -44,14 +58,23 @@ def group_xml(tag: str, fields: tuple[str, ...]) -> st.SearchStrategy[str]:
             return el
         return f'<RuleGroup name="{gname}" groupRelation="{wrap}">{el}</RuleGroup>'
 
-    return st.builds(build, st.sampled_from(["include", "exclude"]), st.sampled_from([None, "and", "or"]),
-                     st.sampled_from(["", "g1", "g2"]), st.lists(item_xml(fields), max_size=5))
+    return st.builds(
+        build,
+        st.sampled_from(["include", "exclude"]),
+        st.sampled_from([None, "and", "or"]),
+        st.sampled_from(["", "g1", "g2"]),
+        st.lists(item_xml(fields), max_size=5),
+    )
 
 
 def config_xml(tag: str, fields: tuple[str, ...]) -> st.SearchStrategy[str]:
     return st.builds(
-        lambda v, gs: f'<Sysmon schemaversion="{v}"><EventFiltering>' + "".join(gs) + "</EventFiltering></Sysmon>",
-        st.sampled_from(["4.1", "4.90"]), st.lists(group_xml(tag, fields), min_size=0, max_size=4))
+        lambda v, gs: (
+            f'<Sysmon schemaversion="{v}"><EventFiltering>' + "".join(gs) + "</EventFiltering></Sysmon>"
+        ),
+        st.sampled_from(["4.1", "4.90"]),
+        st.lists(group_xml(tag, fields), min_size=0, max_size=4),
+    )
 
 
 def events(event_id: int, fields: tuple[str, ...]) -> st.SearchStrategy[list[dict[str, str]]]:
@@ -84,16 +107,21 @@ def test_registry_sub_events_match_reference(xml: str, eid: int, data: st.DataOb
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(xml=config_xml("NetworkConnect", ("Image", "User", "DestinationIp", "Protocol")),
-       evs=events(3, ("Image", "User", "DestinationIp", "Protocol")))
+@given(
+    xml=config_xml("NetworkConnect", ("Image", "User", "DestinationIp", "Protocol")),
+    evs=events(3, ("Image", "User", "DestinationIp", "Protocol")),
+)
 def test_default_exclude_type_matches_reference(xml: str, evs: list[dict[str, str]]) -> None:
     assert_same(xml, 3, evs)
 
 
 # --- properties that do not need random configs ---------------------------------------------------
 
+
 def load(body: str):
-    return load_config_bytes(f'<Sysmon schemaversion="4.90"><EventFiltering>{body}</EventFiltering></Sysmon>'.encode())
+    return load_config_bytes(
+        f'<Sysmon schemaversion="4.90"><EventFiltering>{body}</EventFiltering></Sysmon>'.encode()
+    )
 
 
 @pytest.mark.parametrize("eid", [4, 16, 255])
@@ -118,7 +146,9 @@ def test_constant_matchers() -> None:
     assert load("").matcher(3).constant == (False, "-")
     assert load('<ProcessCreate onmatch="include"/>').matcher(1).constant == (False, "-")
     assert load('<ProcessCreate onmatch="exclude"/>').matcher(1).constant == (True, "-")
-    assert load('<ProcessCreate onmatch="include"><Image>x</Image></ProcessCreate>').matcher(1).constant is None
+    assert (
+        load('<ProcessCreate onmatch="include"><Image>x</Image></ProcessCreate>').matcher(1).constant is None
+    )
     # a filter on a field the sub-event lacks can never match: constant for that id only
     reg = load('<RegistryEvent onmatch="include"><Details>x</Details></RegistryEvent>')
     assert reg.matcher(12).constant == (False, "-")
@@ -126,8 +156,12 @@ def test_constant_matchers() -> None:
 
 
 def test_rulename_slot_is_ignored_and_rulename_filters_never_match() -> None:
-    cfg = load('<ProcessCreate onmatch="include"><RuleName condition="is not">x</RuleName>'
-               '<Image name="img">/bin/ls</Image></ProcessCreate>'.replace("<ProcessCreate", '<RuleGroup groupRelation="or"><ProcessCreate').replace("</ProcessCreate>", "</ProcessCreate></RuleGroup>"))
+    cfg = load(
+        '<ProcessCreate onmatch="include"><RuleName condition="is not">x</RuleName>'
+        '<Image name="img">/bin/ls</Image></ProcessCreate>'.replace(
+            "<ProcessCreate", '<RuleGroup groupRelation="or"><ProcessCreate'
+        ).replace("</ProcessCreate>", "</ProcessCreate></RuleGroup>")
+    )
     v = list(values_for(1, {"Image": "/bin/ls"}))
     assert cfg.matcher(1).decide(v) == (True, "img")
     v[0] = "something"
@@ -136,8 +170,10 @@ def test_rulename_slot_is_ignored_and_rulename_filters_never_match() -> None:
 
 
 def test_memo_is_bounded_and_case_exact() -> None:
-    cfg = load('<RuleGroup groupRelation="or"><ProcessCreate onmatch="include">'
-               '<Image condition="end with">/LS</Image><User name="u">root</User></ProcessCreate></RuleGroup>')
+    cfg = load(
+        '<RuleGroup groupRelation="or"><ProcessCreate onmatch="include">'
+        '<Image condition="end with">/LS</Image><User name="u">root</User></ProcessCreate></RuleGroup>'
+    )
     m = cfg.matcher(1)
     for i in range(10000):  # more distinct values than the memo keeps
         assert m.decide(values_for(1, {"Image": f"/x/{i}"})) == (False, "-")
@@ -147,9 +183,11 @@ def test_memo_is_bounded_and_case_exact() -> None:
 
 
 def test_non_ascii_and_nul_values() -> None:
-    cfg = load('<RuleGroup groupRelation="or"><ProcessCreate onmatch="include">'
-               '<CommandLine condition="contains">ÉTÉ</CommandLine><Image condition="contains">a</Image>'
-               '</ProcessCreate></RuleGroup>')
+    cfg = load(
+        '<RuleGroup groupRelation="or"><ProcessCreate onmatch="include">'
+        '<CommandLine condition="contains">ÉTÉ</CommandLine><Image condition="contains">a</Image>'
+        "</ProcessCreate></RuleGroup>"
+    )
     m = cfg.matcher(1)
     assert m.decide(values_for(1, {"CommandLine": "x ÉtÉ y"})) == (True, "-")
     assert m.decide(values_for(1, {"CommandLine": "x été y"})) == (False, "-")  # only ASCII folds
