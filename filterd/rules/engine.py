@@ -8,11 +8,15 @@ MatchFilterGroup` / `FilterEventRules`). Two implementations of the same semanti
   first failure; plain filters on the same field are OR-ed inside an AND group; the rule name is the
   last non-empty name of any filter that matched on the way, partial matches included). It is the
   executable specification and the slow path for rare RuleName corner cases.
-* `Matcher` (what `Config.matcher(id)` returns) gets the same answer fast: field values are folded
-  once per event, filters are indexed per field (dict lookups for `is`/`is any`/`image`,
-  startswith/endswith tuples, one prefix-trie regex for substrings) so that hundreds of filters cost a
-  handful of C-level calls, `<Rule>` aggregates are guarded by their most selective filter, all
-  exclude OR-groups are merged into one test, and a type without rules is a constant.
+* `Matcher` (what `Config.matcher(id)` returns) gets the same answer fast: filters are indexed per
+  field (dict lookups for `is`/`is any`/`image`, startswith/endswith tuples, one prefix-trie regex
+  for substrings) and turned into generated straight-line code, so hundreds of filters cost a handful
+  of C-level calls; each field value is folded at most once; index results for repetitive fields
+  (Image, User, ...) are memoized per value; `<Rule>` aggregates are guarded by their most selective
+  filter; all exclude OR-groups are merged into one test; the include side is evaluated first (when
+  nothing includes and the fallthrough drops, excludes need not run); a type without rules, or whose
+  rules cannot depend on the event, is a constant. Where RuleName could come from an earlier
+  partial match (code-derived upstream quirk) the matcher asks the exact evaluator.
 
 `decide(values)` takes the rendered field strings of the event type in schema order and returns
 (include?, RuleName) with RuleName "-" when there is none.
@@ -29,7 +33,7 @@ from filterd.config.model import AND, EXCLUDE, INCLUDE, OR, Config, EventRule, F
 from filterd.rules.conditions import CONDITIONS, IndexKey, fold, selectivity
 
 Decision = tuple[bool, str]
-Check = Callable[[list[str]], bool]
+Check = Callable[[Sequence[str]], bool]  # over the raw rendered values, schema order
 
 EXCLUDED: Decision = (False, "-")
 INCLUDED: Decision = (True, "-")
@@ -76,7 +80,7 @@ def _all_of(terms: Sequence[_Term]) -> Check:
         c1, c2 = checks
         return lambda f: c1(f) and c2(f)
 
-    def check(f: list[str]) -> bool:
+    def check(f: Sequence[str]) -> bool:
         for c in checks:  # noqa: SIM110 - explicit loop: cheaper than all() + generator here
             if not c(f):
                 return False
@@ -150,7 +154,7 @@ def _trie_regex(words: Sequence[str]) -> re.Pattern[str] | None:
 _MAX_TRIE_BRANCH_DEPTH = 100
 
 
-def _verify(f: list[str], es: Sequence[_Entry]) -> bool:
+def _verify(f: Sequence[str], es: Sequence[_Entry]) -> bool:
     for e in es:  # noqa: SIM110 - explicit loop: cheaper than any() + generator here
         if e.check(f):
             return True
@@ -164,7 +168,7 @@ def _store(memo: dict, s: str, r: object) -> object:
     return r
 
 
-def _resolve(c: list[_Entry], f: list[str], generic: Sequence[_Entry]) -> _Entry | None:
+def _resolve(c: list[_Entry], f: Sequence[str], generic: Sequence[_Entry]) -> _Entry | None:
     c.extend(generic)
     c.sort(key=_by_key)
     for e in c:
@@ -240,7 +244,7 @@ def _codegen(name: str, src: list[str], consts: dict[str, object]) -> Callable:
 
 
 class _OrSet:
-    """A disjunction of entries over folded values, tested with per-field indexes.
+    """A disjunction of entries over the raw values, tested with per-field indexes.
 
     `any(f)` answers "does any entry match"; `first(f)` returns the matching entry with the lowest
     key (upstream's evaluation order), or None. Both are generated as straight-line Python (one block
@@ -276,7 +280,7 @@ class _OrSet:
         collect = self._gen_first(slots, per)
         has_match = self.any
 
-        def first(f: list[str]) -> _Entry | None:
+        def first(f: Sequence[str]) -> _Entry | None:
             # Collecting every candidate is costly; most events match nothing, which any() proves fast.
             return collect(f) if has_match(f) else None
 
@@ -450,13 +454,12 @@ def _guard(terms: Sequence[_Term]) -> _Term | None:
 
 
 class _Compiler:
-    """Shared state while compiling one event type: slot assignment and term cache."""
+    """Shared state while compiling one event type: field positions, memoizable fields, term cache."""
 
     def __init__(self, event_id: int, groups: Sequence[EventRule]) -> None:
         fields = schema.BY_ID[event_id].fields
         pos = {f: i for i, f in enumerate(fields) if f != "RuleName"}
         used = sorted({pos[flt.field] for g in groups for flt in g.filters() if flt.field in pos})
-        self.positions: tuple[int, ...] = tuple(used)
         self.slot_of_field = {fields[p]: p for p in used}
         self.memo_slots = frozenset(s for f, s in self.slot_of_field.items() if f not in _HIGH_CARDINALITY)
         self._terms: dict[int, _Term] = {}
@@ -522,7 +525,7 @@ class _Compiler:
         if len(checks) == 1:
             return checks[0]
 
-        def check(f: list[str]) -> bool:
+        def check(f: Sequence[str]) -> bool:
             for c in checks:  # noqa: SIM110 - explicit loop: cheaper than all() + generator here
                 if not c(f):
                     return False
@@ -585,14 +588,14 @@ class ExactEvaluator:
                 return (True, name[0] or "-")
         return self.fallthrough
 
-    def group_name(self, group: EventRule, f: list[str]) -> str:
+    def group_name(self, group: EventRule, f: Sequence[str]) -> str:
         """Name left by evaluating `group` alone (used when it decided an include)."""
         name = [""]
         self._match(self._plans[id(group)], group.relation, f, name)
         return name[0]
 
     @staticmethod
-    def _match(plan: list[tuple], relation: str, f: list[str], name: list[str]) -> bool:
+    def _match(plan: list[tuple], relation: str, f: Sequence[str], name: list[str]) -> bool:
         if not plan:
             return False
         seen: set[str] = set()
@@ -618,7 +621,9 @@ class ExactEvaluator:
         return relation == AND
 
     @staticmethod
-    def _match_rule(filters: list[tuple[Check, str]], relation: str, f: list[str], name: list[str]) -> bool:
+    def _match_rule(
+        filters: list[tuple[Check, str]], relation: str, f: Sequence[str], name: list[str]
+    ) -> bool:
         for check, fname in filters:
             r = check(f)
             if r and fname:
