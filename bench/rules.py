@@ -31,6 +31,7 @@ from lxml import etree  # noqa: E402
 
 from filterd import schema  # noqa: E402
 from filterd.config.loader import load_config  # noqa: E402
+from filterd.rules import engine  # noqa: E402
 from filterd.rules.engine import exact_evaluator  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "reference"
@@ -143,10 +144,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<28}{load_ms:>9,.0f}" + "".join(cells))
     cfg, eid, target = TARGET
     got = results["configs"][cfg]["decisions_per_s"][str(eid)]
-    results["target"] = {"config": cfg, "event_id": eid, "decisions_per_s": target, "met": got >= target}
+    # The same cell with the per-value memo off: every Image/User/... lookup is recomputed, as for a
+    # stream where no value ever repeats (the cycled event set above repeats them every round).
+    engine.MEMOIZE = False
+    try:
+        cold = load_config(SHARED / CONFIGS[cfg], reject_windows_options=False).matcher(eid)
+        cold_rate = round(measure(cold.decide, events[eid], args.seconds, args.rounds))
+    finally:
+        engine.MEMOIZE = True
+    results["target"] = {
+        "config": cfg,
+        "event_id": eid,
+        "decisions_per_s": target,
+        "measured": got,
+        "measured_without_memo": cold_rate,
+        "met": got >= target,
+    }
     print(
         f"\ntarget: >= {target:,} ProcessCreate decisions/s with {cfg}: {got:,} -> "
-        f"{'met' if got >= target else 'NOT met'}"
+        f"{'met' if got >= target else 'NOT met'} (without the per-value memo: {cold_rate:,})"
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -189,6 +189,7 @@ def _substr_search(keys: Sequence[str]) -> Callable[[str], object]:
 
 
 _MEMO_CAP = 4096  # distinct values remembered per field before the memo is reset
+MEMOIZE = True  # read when a matcher is compiled; False disables the per-value memo (benchmarks, debugging)
 
 # Fields whose values rarely repeat: memoizing their index results would only churn.
 _HIGH_CARDINALITY = frozenset(
@@ -461,7 +462,9 @@ class _Compiler:
         pos = {f: i for i, f in enumerate(fields) if f != "RuleName"}
         used = sorted({pos[flt.field] for g in groups for flt in g.filters() if flt.field in pos})
         self.slot_of_field = {fields[p]: p for p in used}
-        self.memo_slots = frozenset(s for f, s in self.slot_of_field.items() if f not in _HIGH_CARDINALITY)
+        self.memo_slots = frozenset(
+            s for f, s in self.slot_of_field.items() if MEMOIZE and f not in _HIGH_CARDINALITY
+        )
         self._terms: dict[int, _Term] = {}
 
     def term(self, flt: Filter) -> _Term:
