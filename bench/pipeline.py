@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import cpu_seconds, peak_rss_mb  # noqa: E402
 from tests.harness.daemons import Monitor  # noqa: E402
 
 DRIVER_C = r"""
@@ -60,18 +60,6 @@ def build_driver(workdir: Path) -> Path:
     src.write_text(DRIVER_C)
     subprocess.run(["cc", "-O2", "-o", str(exe), str(src)], check=True)
     return exe
-
-
-def cpu_seconds(pid: int) -> float:
-    rest = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def run_phases(driver: Path, execs: int, files: int, workdir: Path) -> dict[str, float]:
