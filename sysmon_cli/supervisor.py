@@ -1,0 +1,293 @@
+"""The `sysmon` process where systemd is not PID 1: start, watch and stop the two daemons.
+
+What systemd does with the two units, done by one small root process named `sysmon`:
+collector first (it owns the socket), filterd once the socket exists; a daemon that dies is
+restarted with exponential backoff (1 s .. 30 s, reset after 60 s of good running) and every
+restart is counted in <run>/supervisor.json; SIGHUP is passed to filterd (config reload);
+SIGTERM stops filterd (it logs event 4 Stopped) and then the collector.
+
+Start-up is all or nothing, like upstream's `-service` parent waiting on its semaphore: if a
+daemon dies before filterd is ready, the supervisor stops the other one and exits with that
+daemon's exit code, which `sysmon -i` reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sysmon_cli.paths import Paths
+from sysmon_cli.procname import python_env, set_process_name
+
+BACKOFF_MAX = 30.0
+HEALTHY_AFTER = 60.0  # a daemon that ran this long restarts without delay next time
+STOP_TIMEOUT = 15.0
+START_TIMEOUT = 300.0  # bcc compiles the BPF programs at start: slow on a loaded 2-core machine
+
+
+@dataclass
+class Child:
+    """One supervised daemon and its restart bookkeeping."""
+
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    starts: int = 0
+    restarts: int = 0
+    failures: int = 0  # consecutive short runs, drives the backoff
+    next_start: float = 0.0
+    last_exit: int | None = None
+    exits: list[int] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    def start(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(self.argv, cwd="/", env=env, stdin=subprocess.DEVNULL)
+        self.started_at = time.monotonic()
+        self.starts += 1
+
+    def reaped(self) -> int | None:
+        """The exit code if the process has just died (recorded once), else None."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        code = self.proc.returncode
+        self.proc = None
+        self.last_exit = code
+        self.exits = (self.exits + [code])[-10:]
+        return code
+
+    def schedule_restart(self, now: float) -> float:
+        ran = now - self.started_at
+        self.failures = 0 if ran >= HEALTHY_AFTER else self.failures + 1
+        delay = 0.0 if self.failures == 0 else min(BACKOFF_MAX, 2.0 ** (self.failures - 1))
+        self.next_start = now + delay
+        self.restarts += 1
+        return delay
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.reaped()
+
+
+def daemon_argv(paths: Paths, debug: str | None = None, btf: str | None = None) -> dict[str, list[str]]:
+    """The command lines of both daemons, with this interpreter (not the `sysmon` symlink)."""
+    py = [os.path.realpath(sys.executable), "-P", "-m"]
+    collector = [*py, "collector", "--endpoint", paths.endpoint, "--group", paths.user]
+    if btf:
+        collector += ["--btf", btf]
+    filterd = [
+        *py, "filterd",
+        "--endpoint", paths.endpoint,
+        "--config", str(paths.config),
+        "--state-dir", str(paths.state),
+        "--syslog-socket", paths.syslog_socket,
+        "--user", paths.user,
+        "--stats-file", str(paths.filterd_dir / "stats.json"),
+    ]  # fmt: skip
+    if debug is not None:
+        filterd.append("--stdout")
+    return {"collector": collector, "filterd": filterd}
+
+
+class Supervisor:
+    def __init__(self, paths: Paths, debug: str | None = None, btf: str | None = None) -> None:
+        self.paths = paths
+        argv = daemon_argv(paths, debug, btf)
+        self.collector = Child("collector", argv["collector"])
+        self.filterd = Child("filterd", argv["filterd"])
+        self.env = python_env()
+        self.state = "starting"
+        self.stopping = False
+        self.hup = False
+        self.started = time.time()
+
+    # -- files ---------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        import pwd
+
+        run = self.paths.run
+        run.mkdir(parents=True, exist_ok=True)
+        pw = pwd.getpwnam(self.paths.user)
+        d = self.paths.filterd_dir
+        d.mkdir(exist_ok=True)
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+        os.chmod(d, 0o750)
+        stats = d / "stats.json"
+        if stats.exists():
+            stats.unlink()  # readiness is "filterd wrote a fresh one"
+
+    def write_status(self) -> None:
+        data = {
+            "pid": os.getpid(),
+            "state": self.state,
+            "started": self.started,
+            "daemons": {
+                c.name: {
+                    "pid": c.pid,
+                    "starts": c.starts,
+                    "restarts": c.restarts,
+                    "last_exit": c.last_exit,
+                    "exits": c.exits,
+                }
+                for c in (self.collector, self.filterd)
+            },
+        }
+        _write_atomic(self.paths.status, json.dumps(data).encode())
+        for c in (self.collector, self.filterd):
+            pid_file = self.paths.pid_file(c.name)
+            if c.pid is not None:
+                _write_atomic(pid_file, f"{c.pid}\n".encode())
+            elif pid_file.exists():
+                pid_file.unlink()
+
+    def cleanup(self) -> None:
+        names = ("collector", "filterd")
+        for p in (*(self.paths.pid_file(n) for n in names), self.paths.supervisor_pid):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+    # -- signals -------------------------------------------------------------------------------
+    def install_signals(self) -> None:
+        def stop(signum: int, frame: object) -> None:
+            self.stopping = True
+
+        def hup(signum: int, frame: object) -> None:
+            self.hup = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+
+    # -- start-up ------------------------------------------------------------------------------
+    def filterd_ready(self) -> bool:
+        try:
+            stats = json.loads((self.paths.filterd_dir / "stats.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(stats.get("hosts"))  # it has heard the collector's host context
+
+    def start_up(self) -> int:
+        """0 when both daemons run and filterd is ready, else the failing daemon's exit code."""
+        self.collector.start(self.env)
+        self.write_status()
+        deadline = time.monotonic() + START_TIMEOUT
+        filterd_started = False
+        while not self.stopping:
+            for c in (self.collector, self.filterd):
+                code = c.reaped()
+                if code is not None:
+                    print(f"sysmon: {c.name} exited with {code} during start-up", file=sys.stderr, flush=True)
+                    return code or 1
+            if not filterd_started and self.paths.socket.exists():
+                self.filterd.start(self.env)
+                filterd_started = True
+                self.write_status()
+            if filterd_started and self.filterd_ready():
+                return 0
+            if time.monotonic() > deadline:
+                print(f"sysmon: not ready after {START_TIMEOUT:.0f}s", file=sys.stderr, flush=True)
+                return 1
+            time.sleep(0.05)
+        return 0
+
+    # -- steady state ----------------------------------------------------------------------------
+    def supervise(self) -> None:
+        while not self.stopping:
+            now = time.monotonic()
+            changed = False
+            for c in (self.collector, self.filterd):
+                code = c.reaped()
+                if code is not None:
+                    delay = c.schedule_restart(now)
+                    print(f"sysmon: {c.name} exited with {code}; restart #{c.restarts} in {delay:.0f}s",
+                          file=sys.stderr, flush=True)
+                    changed = True
+                if c.proc is None and now >= c.next_start:
+                    if c is self.filterd and not self.paths.socket.exists():
+                        continue  # collector still starting: filterd would only wait
+                    c.start(self.env)
+                    changed = True
+            if self.hup:
+                self.hup = False
+                if self.filterd.pid is not None:
+                    os.kill(self.filterd.pid, signal.SIGHUP)
+            if changed:
+                self.write_status()
+            time.sleep(0.1)
+
+    def shutdown(self) -> None:
+        self.state = "stopping"
+        self.write_status()
+        self.filterd.stop()
+        self.collector.stop()
+
+    def run(self) -> int:
+        other = running_pid(self.paths)
+        if other is not None and other != os.getpid():
+            print(f"sysmon: already running (pid {other})", file=sys.stderr)
+            return 1
+        set_process_name("sysmon")
+        self.install_signals()
+        self.prepare()
+        _write_atomic(self.paths.supervisor_pid, f"{os.getpid()}\n".encode())
+        try:
+            code = self.start_up()
+            if code == 0 and not self.stopping:
+                self.state = "running"
+                self.write_status()
+                print("sysmon: running", file=sys.stderr, flush=True)
+                self.supervise()
+            self.shutdown()
+            self.state = "stopped" if code == 0 else "failed"
+            self.write_status()
+            return code
+        finally:
+            self.cleanup()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def running_pid(paths: Paths) -> int | None:
+    """The pid of a live supervisor for these paths (its comm is `sysmon`), else None."""
+    try:
+        pid = int(paths.supervisor_pid.read_text().strip())
+        with open(f"/proc/{pid}/comm") as f:
+            comm = f.read().strip()
+    except (OSError, ValueError):
+        return None
+    return pid if comm == "sysmon" else None
+
+
+def daemon_pid(paths: Paths, name: str) -> int | None:
+    """The pid recorded for `name` ("collector"/"filterd") if that process is alive and is it."""
+    try:
+        pid = int(paths.pid_file(name).read_text().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if name.encode() in cmdline else None
