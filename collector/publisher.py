@@ -167,10 +167,13 @@ class Publisher:
         self._allowed = _AllowedKeys(load_client_keys(curve.clients_dir))
         self._clients_stamp = directory_stamp(curve.clients_dir)
         self._clients_checked = time.monotonic()
-        self.auth = ThreadAuthenticator(self.ctx)
+        # A context of its own: its ZAP handler (one per context) then sees only this socket,
+        # and the local socket never goes through ZAP at all.
+        self.remote_ctx = zmq.Context()
+        self.auth = ThreadAuthenticator(self.remote_ctx)
         self.auth.start()
         self.auth.configure_curve_callback(ZAP_DOMAIN, self._allowed)
-        sock = self.remote = _xpub(self.ctx, hwm)
+        sock = self.remote = _xpub(self.remote_ctx, hwm)
         sock.setsockopt(zmq.CURVE_SERVER, 1)
         sock.setsockopt(zmq.CURVE_SECRETKEY, curve.keys.secret)
         sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.keys.public)
@@ -221,7 +224,8 @@ class Publisher:
                 ev = parse_monitor_message(self.monitor.recv_multipart(zmq.NOBLOCK))
             except zmq.Again:
                 return
-            event, value = ev["event"], ev["value"]
+            event = ev["event"]
+            value = ev["value"] if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL else 0
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.stats["peers_accepted"] += 1
                 continue
@@ -231,9 +235,10 @@ class Publisher:
             elif value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
                 why = "no_curve"  # a plain (NULL) or otherwise non-CURVE peer
             elif value == zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
-                why = "bad_crypto"  # wrong server key, or garbage
+                why = "bad_crypto"  # a CURVE client using the wrong server key, or garbage
             else:
-                why = "protocol"
+                why = "other"  # other protocol errors; a peer that hung up mid-handshake (a plain
+                # SUB often does, having seen our CURVE greeting first)
             self.stats["peers_refused_" + why] += 1
 
     def _recheck_clients(self) -> None:
@@ -292,3 +297,4 @@ class Publisher:
         if self.auth is not None:
             self.auth.stop()
             self.auth = None
+            self.remote_ctx.term()

@@ -11,13 +11,17 @@ Besides the data topics every socket holds the "want" subscriptions (shared/enve
 are how the config reaches the collectors without a collector parsing anything. A frame that
 cannot be used is counted by error class and dropped; nothing received can stop the daemon.
 A remote collector that refuses our key is reported on stderr (once per endpoint and state
-change) and counted, since otherwise it would look like a silent collector.
+change) and counted, since otherwise it would look like a silent collector. libzmq gives up on
+a peer after a refused handshake; we reconnect ourselves with a backoff (2 s doubling to 60 s),
+so a key copied to the collector later is picked up without restarting filterd.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -34,6 +38,7 @@ from .pipeline import Pipeline
 LOCAL_TRANSPORTS = ("ipc://", "inproc://")
 MAX_MESSAGE_BYTES = 1 << 28  # above any batch the collector makes (see docs/remote.md)
 BURST = 1000  # messages handled per poll() before the caller gets control back
+RETRY_FIRST_S, RETRY_MAX_S = 2.0, 60.0  # reconnect backoff after a refused handshake
 _MONITOR_EVENTS = (
     zmq.EVENT_HANDSHAKE_SUCCEEDED
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -91,29 +96,31 @@ class Receiver:
         rcvhwm: int = 100000,
         curve: KeyPair | None = None,
     ) -> None:
+        eps = [e if isinstance(e, Endpoint) else Endpoint(e) for e in endpoints]
+        for e in eps:  # checked before any socket exists
+            if e.server_key is None and not e.address.startswith(LOCAL_TRANSPORTS):
+                raise CurveError(f"refusing to subscribe to {e.address} without CurveZMQ")
+            if e.server_key is not None and curve is None:
+                raise CurveError(f"{e.address}: filterd's own key pair (--curve-secret) is needed")
         self.pipeline = pipeline
         self.ctx = zmq.Context.instance()
         self.wants: set[bytes] = set()
         self.last_error = ""
         self.stats: Counter[str] = pipeline.stats
         self.rcvhwm = rcvhwm
-        eps = [e if isinstance(e, Endpoint) else Endpoint(e) for e in endpoints]
         self.sock: zmq.Socket | None = None
         self.remotes: list[_Remote] = []
         self.endpoint_state: dict[str, str] = {}  # remote address -> "connecting" | "connected" | why not
+        self._retry: dict[str, tuple[float, float]] = {}  # address -> (when, next delay)
+        self._backoff: dict[str, float] = {}
         self.poller = zmq.Poller()
         local = [e.address for e in eps if e.server_key is None]
-        for e in eps:
-            if e.server_key is None and not e.address.startswith(LOCAL_TRANSPORTS):
-                raise CurveError(f"refusing to subscribe to {e.address} without CurveZMQ")
         if local:
             self.sock = self._sub()
             for address in local:
                 self.sock.connect(address)
         for e in eps:
-            if e.server_key is not None:
-                if curve is None:
-                    raise CurveError(f"{e.address}: filterd's own key pair (--curve-secret) is needed")
+            if e.server_key is not None and curve is not None:
                 self._add_remote(e, curve)
         self.sockets = ([self.sock] if self.sock is not None else []) + [r.sock for r in self.remotes]
         for s in self.sockets:
@@ -191,23 +198,42 @@ class Receiver:
             except zmq.Again:
                 return
             event = ev["event"]
+            address = r.endpoint.address
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.stats["remote_handshakes"] += 1
                 state = "connected"
+                self._backoff.pop(address, None)
+                self._retry.pop(address, None)
             else:
                 self.stats["remote_handshakes_failed"] += 1
+                delay = self._backoff.get(address, RETRY_FIRST_S)
+                self._backoff[address] = min(delay * 2, RETRY_MAX_S)
+                self._retry[address] = (time.monotonic() + delay, delay)
                 if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                     state = "refused: the collector does not know our public key (add it to its clients/)"
                 else:
                     state = "handshake failed: wrong collector key, or the peer does not speak CURVE"
-            address = r.endpoint.address
             if self.endpoint_state.get(address) != state:
                 self.endpoint_state[address] = state
                 print(f"sysmon-filterd[{os.getpid()}]: {address}: {state}", file=sys.stderr, flush=True)
 
+    def _reconnect_due(self) -> None:
+        now = time.monotonic()
+        for r in self.remotes:
+            due = self._retry.get(r.endpoint.address)
+            if due is None or due[0] > now:
+                continue
+            del self._retry[r.endpoint.address]
+            with contextlib.suppress(zmq.ZMQError):  # libzmq may have dropped the endpoint already
+                r.sock.disconnect(r.endpoint.address)
+            r.sock.connect(r.endpoint.address)
+            self.stats["remote_reconnects"] += 1
+
     def poll(self, timeout_ms: int) -> int:
         """Handle what arrives within timeout_ms on any socket; returns messages handled."""
         n = 0
+        if self._retry:
+            self._reconnect_due()
         ready = dict(self.poller.poll(timeout_ms))
         for sock in ready:
             r = self._monitors.get(sock)
