@@ -15,13 +15,29 @@ NONE, OPTIONAL, REQUIRED = "none", "optional", "required"
 
 # switch -> (argument kind, exclusive action?) from manifest.xml <options>.
 SWITCHES: dict[str, tuple[str, bool]] = {
-    "i": (OPTIONAL, True), "c": (OPTIONAL, True), "u": (OPTIONAL, True), "m": (NONE, True),
-    "z": (REQUIRED, True), "s": (OPTIONAL, True),
-    "t": (OPTIONAL, False), "btf": (OPTIONAL, False), "service": (NONE, False), "nologo": (NONE, False),
-    "accepteula": (NONE, False), "-": (NONE, False),
-    "a": (REQUIRED, False), "d": (REQUIRED, False), "r": (OPTIONAL, False),
-    "dns": (OPTIONAL, False), "g": (REQUIRED, False), "h": (REQUIRED, False), "k": (REQUIRED, False),
-    "l": (OPTIONAL, False), "n": (OPTIONAL, False), "x": (REQUIRED, False), "y": (REQUIRED, False),
+    "i": (OPTIONAL, True),
+    "c": (OPTIONAL, True),
+    "u": (OPTIONAL, True),
+    "m": (NONE, True),
+    "z": (REQUIRED, True),
+    "s": (OPTIONAL, True),
+    "t": (OPTIONAL, False),
+    "btf": (OPTIONAL, False),
+    "service": (NONE, False),
+    "nologo": (NONE, False),
+    "accepteula": (NONE, False),
+    "-": (NONE, False),
+    "a": (REQUIRED, False),
+    "d": (REQUIRED, False),
+    "r": (OPTIONAL, False),
+    "dns": (OPTIONAL, False),
+    "g": (REQUIRED, False),
+    "h": (REQUIRED, False),
+    "k": (REQUIRED, False),
+    "l": (OPTIONAL, False),
+    "n": (OPTIONAL, False),
+    "x": (REQUIRED, False),
+    "y": (REQUIRED, False),
 }
 MULTI_LETTER = tuple(s for s in SWITCHES if len(s) > 1 and s != "-")
 # Refused as SysmonForLinux does (Windows-only), plus what this port does not do (yet): the

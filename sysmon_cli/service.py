@@ -62,15 +62,22 @@ class SupervisorBackend:
             self.paths.status.unlink()
         with open(self.paths.log, "ab") as log:
             proc = subprocess.Popen(
-                argv, cwd="/", env=python_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                argv,
+                cwd="/",
+                env=python_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
                 start_new_session=True,
             )
         deadline = time.monotonic() + START_TIMEOUT + 30
         while time.monotonic() < deadline:
             code = proc.poll()
             if code is not None:
-                print(f"Failed to start Sysmon (exit code {code}). Last lines of {self.paths.log}:",
-                      file=sys.stderr)
+                print(
+                    f"Failed to start Sysmon (exit code {code}). Last lines of {self.paths.log}:",
+                    file=sys.stderr,
+                )
                 print(_tail(self.paths.log), file=sys.stderr)
                 return code or 1
             status = _read_json(self.paths.status)
@@ -128,15 +135,20 @@ class SystemdBackend:
 
     def start(self, debug: str | None, btf: str | None) -> int:
         if debug is not None or btf:
-            print("Warning: -t and -btf are not applied to the systemd units "
-                  "(see 'journalctl -u sysmon-filterd').", file=sys.stderr)
+            print(
+                "Warning: -t and -btf are not applied to the systemd units "
+                "(see 'journalctl -u sysmon-filterd').",
+                file=sys.stderr,
+            )
         self.ensure_units()
         self.systemctl("daemon-reload")
         self.systemctl("enable", "--quiet", *UNITS)
         rc = self.systemctl("restart", *UNITS)
         if rc != 0:
-            print("Failed to start Sysmon: see 'systemctl status sysmon-collector sysmon-filterd'.",
-                  file=sys.stderr)
+            print(
+                "Failed to start Sysmon: see 'systemctl status sysmon-collector sysmon-filterd'.",
+                file=sys.stderr,
+            )
         return rc
 
     def stop(self, force: bool) -> bool:
@@ -156,8 +168,12 @@ class SystemdBackend:
 def render_unit(text: str, paths: Paths) -> str:
     """A packaged unit adapted to a source tree: run the modules with this interpreter."""
     py = os.path.realpath(sys.executable)
-    text = re.sub(r"^ExecStart=/usr/bin/sysmon-(collector|filterd)",
-                  lambda m: f"ExecStart={py} -P -m {m.group(1)}", text, flags=re.M)
+    text = re.sub(
+        r"^ExecStart=/usr/bin/sysmon-(collector|filterd)",
+        lambda m: f"ExecStart={py} -P -m {m.group(1)}",
+        text,
+        flags=re.M,
+    )
     pythonpath = python_env()["PYTHONPATH"]
     return text.replace("[Service]\n", f"[Service]\nEnvironment=PYTHONPATH={pythonpath}\n", 1)
 
@@ -176,19 +192,20 @@ def _tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
-def _wait_gone(pid: int, timeout: float) -> bool:
+def _wait_gone(pid: int, timeout: float, zombie_grace: float = 3.0) -> bool:
+    """Wait until `pid` is gone. A zombie (dead, not yet reaped by its new parent) counts as
+    gone after `zombie_grace` seconds: pgrep would still list it until then."""
     deadline = time.monotonic() + timeout
+    zombie_since: float | None = None
     while time.monotonic() < deadline:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        # a zombie child of ours counts as gone
-        try:
             with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return True
+                state = f.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             return True
-        time.sleep(0.1)
+        if state == "Z":
+            zombie_since = zombie_since or time.monotonic()
+            if time.monotonic() - zombie_since > zombie_grace:
+                return True
+        time.sleep(0.05)
     return False

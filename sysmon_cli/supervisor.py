@@ -217,8 +217,11 @@ class Supervisor:
                 code = c.reaped()
                 if code is not None:
                     delay = c.schedule_restart(now)
-                    print(f"sysmon: {c.name} exited with {code}; restart #{c.restarts} in {delay:.0f}s",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"sysmon: {c.name} exited with {code}; restart #{c.restarts} in {delay:.0f}s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     changed = True
                 if c.proc is None and now >= c.next_start:
                     if c is self.filterd and not self.paths.socket.exists():

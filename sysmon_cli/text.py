@@ -73,7 +73,7 @@ def config_usage() -> str:
     out = [
         f"Configuration usage (current schema is {schema.SCHEMA_VERSION}):",
         "",
-        "Sysmon is configured with an XML file whose root is <Sysmon schemaversion=\"...\">:",
+        'Sysmon is configured with an XML file whose root is <Sysmon schemaversion="...">:',
         "",
         f'  <Sysmon schemaversion="{schema.SCHEMA_VERSION}">',
         "    <HashAlgorithms>sha256</HashAlgorithms>",
@@ -93,9 +93,9 @@ def config_usage() -> str:
         "  CheckRevocation, ArchiveDirectory, DriverName and CaptureClipboard are Windows-only",
         "  and rejected with 'Option not implemented on Linux.'.",
         "",
-        "Event filtering: each event tag takes onmatch=\"include\" or onmatch=\"exclude\"; its",
-        "children are field filters (<Field condition=\"...\">value</Field>) or <Rule",
-        "groupRelation=\"and|or\"> aggregates. Exclude matches win over include matches.",
+        'Event filtering: each event tag takes onmatch="include" or onmatch="exclude"; its',
+        'children are field filters (<Field condition="...">value</Field>) or <Rule',
+        'groupRelation="and|or"> aggregates. Exclude matches win over include matches.',
         "",
         "Filtering conditions:",
     ]
