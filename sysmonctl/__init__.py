@@ -1,1 +1,1 @@
-"""Admin command: run the monitor in the foreground, and (with the rule engine) test, dump and lint configs."""
+"""Admin command: run the monitor in the foreground; test, dump and lint configs; control filterd."""
