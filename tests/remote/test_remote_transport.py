@@ -222,6 +222,31 @@ def test_only_listed_keys_receive_and_refusals_are_counted(keys: Keys, tmp_path:
         pub.close()
 
 
+def test_without_the_zap_handler_nobody_gets_in(keys: Keys, pipeline: Pipeline) -> None:
+    """ZAP_ENFORCE_DOMAIN: libzmq would otherwise admit any CURVE client when no handler runs."""
+    pub = Publisher(["tcp://127.0.0.1:*"], "m/b",
+                    curve=curve_server(["tcp://127.0.0.1:*"], str(keys.collector_secret), str(keys.clients)))
+    assert pub.auth is not None
+    pub.auth.stop()
+    tcp = tcp_endpoint(pub)
+    listed = raw_sub(tcp, keys.collector.public, keys.filterd)
+    try:
+        deadline = time.monotonic() + 1.5
+        received = 0
+        while time.monotonic() < deadline:
+            pub.read_subscriptions()
+            pub.publish_host(context("h", "0" * 32, {}))
+            received += drain(listed)
+            time.sleep(0.05)
+        assert received == 0
+        assert not pub.stats["peers_accepted"] and pub.stats["peers_refused"]
+    finally:
+        listed.close(0)
+        pub.auth = None
+        pub.close()
+        pub.remote_ctx.term()
+
+
 def test_subscriptions_of_both_sockets_are_merged(keys: Keys, tmp_path: Path, pipeline: Pipeline) -> None:
     ipc = f"ipc://{tmp_path}/ipc/collector.sock"
     pub = Publisher([ipc, "tcp://127.0.0.1:*"], "m/b",
