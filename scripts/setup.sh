@@ -29,7 +29,7 @@ apt_install() {
 }
 
 # 1. Debian packages: bcc (python3-bpfcc), venv, rsyslog (tests and foreground runs), iproute2.
-apt_install python3-bpfcc python3-venv rsyslog ca-certificates iproute2
+apt_install python3-bpfcc python3-venv rsyslog ca-certificates iproute2 systemd systemd-container debootstrap
 
 # 2. A kernel header tree bcc can compile against. None matches a custom running kernel, so take
 #    Debian's newest cloud headers of the closest series; our programs read no struct through
