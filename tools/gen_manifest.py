@@ -19,14 +19,19 @@ from filterd import schema  # noqa: E402
 
 SOURCE = ROOT.parent / "shared/reference/realdata/schema/sysmoncommon-manifest.xml"
 TARGET = ROOT / "sysmon_cli/manifest.xml"
-IN_TYPES = {"ProcessGuid": 'inType="win:GUID"', "ProcessId": 'inType="win:UInt32" outType="win:PID"',
-            "BpfProgramId": 'inType="win:UInt32"'}
+IN_TYPES = {
+    "ProcessGuid": 'inType="win:GUID"',
+    "ProcessId": 'inType="win:UInt32" outType="win:PID"',
+    "BpfProgramId": 'inType="win:UInt32"',
+}
 
 
 def event_100() -> str:
     ev = next(e for e in schema.EVENT_TYPES if e.id == 100)
-    lines = [f'      <event name="{ev.name}" value="{ev.id}" level="Informational" template="{ev.template}" '
-             f'rulename="{ev.rule_tag}" version="{ev.version}" target="all">']
+    lines = [
+        f'      <event name="{ev.name}" value="{ev.id}" level="Informational" template="{ev.template}" '
+        f'rulename="{ev.rule_tag}" version="{ev.version}" target="all">'
+    ]
     for f in ev.fields:
         t = IN_TYPES.get(f, 'inType="win:UnicodeString" outType="xs:string"')
         lines.append(f'        <data name="{f}" {t} />')
@@ -43,7 +48,7 @@ def main() -> None:
     old, new = 'schemaversion="4.81" binaryversion="16"', 'schemaversion="4.90" binaryversion="18"'
     block = m.group(0).replace(old, new)
     block = block.replace("    </events>\n  </manifest>\n", event_100() + "    </events>\n  </manifest>\n")
-    TARGET.write_text(text[: m.start()] + block + text[m.start():])
+    TARGET.write_text(text[: m.start()] + block + text[m.start() :])
 
 
 if __name__ == "__main__":
