@@ -110,7 +110,9 @@ class Collector:
 
     def heartbeat(self) -> None:
         self.host.refresh()
-        self.pub.publish_host(self.host.build(self.counters()))
+        counters = self.counters()
+        self.pub.kernel_drops = sum(counters["kernel_dropped"].values())
+        self.pub.publish_host(self.host.build(counters))
 
     def run(self) -> None:
         """A timer loop, not an event loop: the kernel sends no wakeups (BPF_RB_NO_WAKEUP), and one

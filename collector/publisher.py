@@ -134,6 +134,7 @@ class Publisher:
         self.origin = origin
         self.ctx = zmq.Context.instance()
         self.seq = 0
+        self.kernel_drops = 0  # ring-buffer drops so far, carried in every batch
         self.subscriptions: Counter[bytes] = Counter()
         self.stats: Counter[str] = Counter()
         local = [ep for ep in endpoints if not is_remote(ep)]
@@ -277,7 +278,7 @@ class Publisher:
         return sent
 
     def publish_records(self, blob: bytes, count: int) -> None:
-        body = envelope.pack_batch(self.origin, self.seq, blob)
+        body = envelope.pack_batch(self.origin, self.seq, blob, self.kernel_drops)
         self.seq += 1
         if self._send(envelope.TOPIC_RECORDS, body, count):
             self.stats["batches"] += 1

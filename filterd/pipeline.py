@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from filterd.events import (
     process_create,
     process_terminate,
 )
+from filterd.render.timefmt import utc_time
 from filterd.render.xml import SystemHeader, render_event
 from filterd.schema import BY_ID
 from filterd.sink import Sink
@@ -93,6 +95,11 @@ class Pipeline:
             values = self.config.trim(event_id, values)
         self.write(event_id, values, header)
 
+    def report_loss(self, h: HostState, what: str) -> None:
+        """Event 255 (Sysmon's error report): the log itself says that and where events were lost."""
+        self.stats["loss_reports"] += 1
+        self.service_event(255, (utc_time(time.time_ns()), "EventsLost", what))
+
     def service_event(self, event_id: int, values: tuple[str, ...]) -> None:
         """Events 4 and 16: never filtered (upstream bypasses the rules for them)."""
         self.write(event_id, values, self.local_header)
@@ -114,12 +121,18 @@ class Pipeline:
         for blob in parked:
             self.records(h, blob)
 
-    def on_batch(self, origin: str, seq: int, blob: bytes) -> None:
+    def on_batch(self, origin: str, seq: int, blob: bytes, kernel_drops: int = 0) -> None:
         h = self.host(origin)
         self.stats["batches"] += 1
+        if kernel_drops > h.kernel_drops:
+            lost = kernel_drops - h.kernel_drops
+            self.stats["kernel_dropped"] += lost
+            h.kernel_drops = kernel_drops
+            self.report_loss(h, f"the kernel ring buffer of {h.hostname} dropped {lost} records")
         if h.next_seq is not None and seq != h.next_seq:
             if seq > h.next_seq:
                 self.stats["gap_batches"] += seq - h.next_seq
+                self.report_loss(h, f"{seq - h.next_seq} batches from {h.hostname} were lost in transit")
             else:
                 self.stats["seq_restarts"] += 1  # collector restarted
         h.next_seq = seq + 1

@@ -2,7 +2,9 @@
 
 Every message is two frames: [topic, msgpack body].
 
-  topic b"rec"    body [WIRE_VERSION, origin, seq, records]        records: raw records back to back
+  topic b"rec"    body [WIRE_VERSION, origin, seq, kernel_drops, records]
+                                                                    records: raw records back to back;
+                                                                    kernel_drops: ring-buffer drops so far
   topic b"host"   body [WIRE_VERSION, origin, context-map]          at start, on change, every heartbeat
   topic b"want/k/<kind>", b"want/h/<ALGO>"                           never carry data: a filterd
                                                                     *subscribes* to them to tell the
@@ -33,6 +35,7 @@ MARK = b"mark/"
 class Batch(NamedTuple):
     origin: str
     seq: int
+    kernel_drops: int
     records: bytes
 
 
@@ -41,8 +44,8 @@ class HostMessage(NamedTuple):
     context: dict[str, Any]
 
 
-def pack_batch(origin: str, seq: int, records: bytes) -> bytes:
-    return msgpack.packb((WIRE_VERSION, origin, seq, records), use_bin_type=True)
+def pack_batch(origin: str, seq: int, records: bytes, kernel_drops: int = 0) -> bytes:
+    return msgpack.packb((WIRE_VERSION, origin, seq, kernel_drops, records), use_bin_type=True)
 
 
 def pack_host(origin: str, context: dict[str, Any]) -> bytes:
@@ -64,10 +67,10 @@ def _unpack(body: bytes, n: int) -> list[Any]:
 
 
 def unpack_batch(body: bytes) -> Batch:
-    _, origin, seq, records = _unpack(body, 4)
-    if not isinstance(seq, int) or not isinstance(records, bytes):
-        raise MalformedFrame("bad seq or records")
-    return Batch(origin, seq, records)
+    _, origin, seq, drops, records = _unpack(body, 5)
+    if not isinstance(seq, int) or not isinstance(drops, int) or not isinstance(records, bytes):
+        raise MalformedFrame("bad seq, drop counter or records")
+    return Batch(origin, seq, drops, records)
 
 
 def unpack_host(body: bytes) -> HostMessage:

@@ -30,6 +30,7 @@ class HostState:
         self.counters: dict[str, Any] = {}
         self.cache = ProcessCache()
         self.next_seq: int | None = None
+        self.kernel_drops = 0  # as last reported by this origin's batches
         self.parked: list[bytes] = []
         self.image_hashes: dict[tuple[int, int, int], tuple[int, bytes]] = {}  # identity -> (algos, digests)
 
