@@ -20,17 +20,15 @@ TRACEPOINT_PROBE(syscalls, sys_enter_bpf)
 TRACEPOINT_PROBE(syscalls, sys_exit_bpf)
 {
     __u64 tid = bpf_get_current_pid_tgid();
-    struct stash_val *v = stash.lookup(&tid);
-    if (!v)
+    struct stash_val v;
+    if (!stash_take(tid, &v))
         return 0;
-    __u32 cmd = v->a;
-    stash.delete(&tid);
+    __u32 cmd = v.a;
     long ret = args->ret;
     if ((cmd == BPF_PROG_LOAD && ret < 0) || (cmd == BPF_PROG_ATTACH && ret != 0))
         return 0;
     struct sysmon_offsets *o = get_offsets();
-    int zero = 0;
-    struct scratch_buf *s = scratch.lookup(&zero);
+    struct scratch_buf *s = get_scratch();
     if (!o || !s)
         return 0;
     void *task = (void *)bpf_get_current_task();

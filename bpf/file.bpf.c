@@ -28,8 +28,7 @@ static __always_inline int on_open_exit(long ret, int may_be_raw)
     if (!want_create && !want_raw)
         return 0;
     struct sysmon_offsets *o = get_offsets();
-    int zero = 0;
-    struct scratch_buf *s = scratch.lookup(&zero);
+    struct scratch_buf *s = get_scratch();
     if (!o || !s)
         return 0;
     void *task = (void *)bpf_get_current_task();
@@ -87,17 +86,15 @@ TRACEPOINT_PROBE(syscalls, sys_enter_unlink) { return stash_unlink(args->pathnam
 static __always_inline int on_unlink_exit(long ret)
 {
     __u64 tid = bpf_get_current_pid_tgid();
-    struct stash_val *v = stash.lookup(&tid);
-    if (!v)
+    struct stash_val v;
+    if (!stash_take(tid, &v))
         return 0;
-    __u64 uname = v->a;
-    int dfd = (int)v->b;
-    stash.delete(&tid);
+    __u64 uname = v.a;
+    int dfd = (int)v.b;
     if (ret != 0)
         return 0;
     struct sysmon_offsets *o = get_offsets();
-    int zero = 0;
-    struct scratch_buf *s = scratch.lookup(&zero);
+    struct scratch_buf *s = get_scratch();
     if (!o || !s)
         return 0;
     struct rec_file_delete *r = (void *)s->data;

@@ -311,11 +311,9 @@ struct user_msghdr_head {
 static __always_inline int on_recv_exit(long ret)
 {
     __u64 id = bpf_get_current_pid_tgid();
-    struct stash_val *v = stash.lookup(&id);
-    if (!v)
+    struct stash_val a;
+    if (!stash_take(id, &a))
         return 0;
-    struct stash_val a = *v;
-    stash.delete(&id);
     if (ret <= 0)
         return 0;
     struct sysmon_offsets *o = get_offsets();
@@ -370,8 +368,7 @@ static __always_inline int on_recv_exit(long ret)
         udp_flow(&p, id >> 32, (__u32)id, uid, 0);
     if (peer_port != DNS_PORT || ret < 12 || !kind_enabled(KIND_DNS_PACKET))
         return 0;
-    int zero = 0;
-    struct scratch_buf *s = scratch.lookup(&zero);
+    struct scratch_buf *s = get_scratch();
     if (!s)
         return 0;
     struct rec_dns_packet *r = (void *)s->data;

@@ -25,8 +25,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     if (!kind_enabled(kind))
         return 0;
     struct sysmon_offsets *o = get_offsets();
-    int zero = 0;
-    struct scratch_buf *s = scratch.lookup(&zero);
+    struct scratch_buf *s = get_scratch();
     if (!o || !s)
         return 0;
     struct rec_process_exec *r = (void *)s->data;

@@ -22,16 +22,14 @@ TRACEPOINT_PROBE(syscalls, sys_enter_ptrace)
 TRACEPOINT_PROBE(syscalls, sys_exit_ptrace)
 {
     __u64 tid = bpf_get_current_pid_tgid();
-    struct stash_val *v = stash.lookup(&tid);
-    if (!v)
+    struct stash_val v;
+    if (!stash_take(tid, &v))
         return 0;
-    __u32 request = v->a;
-    stash.delete(&tid);
+    __u32 request = v.a;
     if (args->ret != 0)
         return 0;
     struct sysmon_offsets *o = get_offsets();
-    int zero = 0;
-    struct scratch_buf *s = scratch.lookup(&zero);
+    struct scratch_buf *s = get_scratch();
     if (!o || !s)
         return 0;
     void *task = (void *)bpf_get_current_task();

@@ -57,6 +57,12 @@ static __always_inline struct sysmon_offsets *get_offsets(void)
     return offsets_map.lookup(&zero);
 }
 
+static __always_inline struct scratch_buf *get_scratch(void)
+{
+    int zero = 0;
+    return scratch.lookup(&zero);
+}
+
 static __always_inline void *read_ptr(const void *base, __u32 off)
 {
     void *v = 0;
@@ -112,6 +118,17 @@ struct stash_val {
     __u64 d;
 };
 BPF_HASH(stash, __u64, struct stash_val, 16384);
+
+/* Take (copy out and delete) what this thread's sys_enter kept; 0 if nothing. */
+static __always_inline int stash_take(__u64 tid, struct stash_val *out)
+{
+    struct stash_val *v = stash.lookup(&tid);
+    if (!v)
+        return 0;
+    *out = *v;
+    stash.delete(&tid);
+    return 1;
+}
 
 static __always_inline void fill_header(void *rec, __u16 kind, __u32 pid, __u32 tid)
 {
