@@ -117,9 +117,10 @@ class Monitor:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def monitor() -> Iterator[Monitor]:
-    """A running monitor with the built-in config."""
+    """A running monitor with the built-in config, shared by a module's tests (start-up
+    compiles the BPF programs, which takes seconds)."""
     m = Monitor()
     try:
         yield m.start()
