@@ -8,6 +8,7 @@
  *    one PROCESS_EXIT per process. The exiting thread may not be the group leader, so the start
  *    time is read from task->group_leader.
  *  - sched_process_fork fires for threads too; only new thread groups (child pid == tgid) matter.
+ *    Its record is held back (see `forked` in common.h) until the child does anything but exec.
  */
 #include "common.h"
 
@@ -22,6 +23,8 @@ static __always_inline void *leader_of(struct sysmon_offsets *o, void *task)
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
     __u32 kind = KIND_PROCESS_EXEC;
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    forked.delete(&tgid); /* this exec says all a fork record would have */
     if (!kind_enabled(kind))
         return 0;
     struct sysmon_offsets *o = get_offsets();
@@ -146,6 +149,7 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
         return 0; /* a thread */
     struct rec_process_fork r = {};
     __u64 id = bpf_get_current_pid_tgid();
+    announce_fork(id >> 32); /* a pending parent must be known before its child */
     fill_header(&r, kind, id >> 32, (__u32)id);
     r.size = sizeof(r);
     r.child_pid = child_pid;
@@ -153,6 +157,6 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
     r.uid = read_u32(cred, o->cred_uid, 0xffffffff);
     r.child_start_ns = read_u64(child, o->task_start_boottime);
     r.parent_start_ns = read_u64(leader_of(o, parent), o->task_start_boottime);
-    submit(&r, sizeof(r), kind);
+    forked.update(&child_pid, &r);
     return 0;
 }

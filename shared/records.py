@@ -138,7 +138,8 @@ PROCESS_FORK = RecordKind(
     kind=3,
     name="PROCESS_FORK",
     origin="bpf",
-    hook="raw tracepoint sched_process_fork, new processes only (bpf/process.bpf.c)",
+    hook="raw tracepoint sched_process_fork, new processes only, sent only when the child does "
+    "anything before exec (bpf/process.bpf.c, `forked` in bpf/include/common.h)",
     sysmon_ids=(),
     fields=(
         Field("child_pid", "u32"),

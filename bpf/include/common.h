@@ -41,14 +41,37 @@ static __always_inline void count(void *map_lookup_result)
         __sync_fetch_and_add(c, 1);
 }
 
-/* Submit `size` bytes of `rec`; counts drops when the ring is full. The reader drains on its
- * own timer (collector/ringbuf.py), so no wakeup is sent: that saves an IPI per record. */
-static __always_inline void submit(void *rec, __u32 size, __u32 kind)
+static __always_inline void output(void *rec, __u32 size, __u32 kind)
 {
     if (events.ringbuf_output(rec, size, BPF_RB_NO_WAKEUP) == 0)
         count(emitted.lookup(&kind));
     else
         count(drops.lookup(&kind));
+}
+
+/* Forks are announced lazily: most children exec at once, and their PROCESS_EXEC carries all
+ * filterd needs, so a PROCESS_FORK waits here and is sent only if the child does something
+ * else first (another event, a fork of its own, or its exit). */
+BPF_TABLE("lru_hash", __u32, struct rec_process_fork, forked, 65536);
+
+static __always_inline void announce_fork(__u32 tgid)
+{
+    struct rec_process_fork *f = forked.lookup(&tgid);
+    if (!f)
+        return;
+    struct rec_process_fork r = *f;
+    forked.delete(&tgid);
+    output(&r, sizeof(r), KIND_PROCESS_FORK);
+}
+
+/* Submit `size` bytes of `rec` (after its process's pending fork, if any); counts drops when
+ * the ring is full. The reader drains on its own timer (collector/ringbuf.py), so no wakeup is
+ * sent: that saves an IPI per record. */
+static __always_inline void submit(void *rec, __u32 size, __u32 kind)
+{
+    if (kind != KIND_PROCESS_EXEC)
+        announce_fork(((struct rec_process_exit *)rec)->pid);
+    output(rec, size, kind);
 }
 
 static __always_inline struct sysmon_offsets *get_offsets(void)

@@ -107,7 +107,7 @@ _Static_assert(__builtin_offsetof(struct rec_process_exit, exit_code) == 28, "PR
 _Static_assert(__builtin_offsetof(struct rec_process_exit, start_ns) == 32, "PROCESS_EXIT.start_ns");
 _Static_assert(__builtin_offsetof(struct rec_process_exit, end_code) == 40, "PROCESS_EXIT.end_code");
 
-/* A new process (not a thread): the child inherits the parent's image until it execs. Hook: raw tracepoint sched_process_fork, new processes only (bpf/process.bpf.c). */
+/* A new process (not a thread): the child inherits the parent's image until it execs. Hook: raw tracepoint sched_process_fork, new processes only, sent only when the child does anything before exec (bpf/process.bpf.c, `forked` in bpf/include/common.h). */
 struct rec_process_fork {
     __u16 kind;  /* RecordKind.kind */
     __u16 flags;  /* REC_F_* bits */

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -238,3 +239,24 @@ def test_user_config_excludes_by_image(tmp_path: Path) -> None:
     finally:
         m.stop()
         m.cleanup()
+
+
+def test_fork_without_exec_terminates_with_the_parents_image(monitor: Monitor) -> None:
+    """A child that never execs runs its parent's image; its fork is announced only at exit."""
+    code = (
+        "import os, time\npid = os.fork()\nif pid == 0:\n    time.sleep(0.2); os._exit(0)\n"
+        "print(pid, flush=True)\nos.waitpid(pid, 0)\n"
+    )
+    p = subprocess.run(
+        [f"forker-{uuid.uuid4().hex[:8]}", "-c", code],
+        executable=sys.executable,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    child = int(p.stdout)
+    lines = monitor.wait_events(lambda ls: bool(find(ls, 5, f'<Data Name="ProcessId">{child}<')))
+    ev = find(lines, 5, f'<Data Name="ProcessId">{child}<')[0]
+    assert ev["Image"] == os.path.realpath(sys.executable)
+    assert ev["User"] == "root"
+    assert not ev["ProcessGuid"].endswith("-000000000000}")
