@@ -12,7 +12,8 @@
  *    queued later from softirq is still attributed right.
  *  - UDP receives and DNS answers are seen at the exit of recvfrom()/recvmsg() in the reading
  *    process (skb_copy_datagram_iovec does not fire for UDP on current kernels, and the
- *    datagram is freed without consume_skb). recvmmsg() and read() on UDP are not covered yet.
+ *    datagram is freed without consume_skb). recvmmsg() is not covered yet. DNS answers over
+ *    TCP are read with read() or recv*() on a socket connected to port 53.
  *  - UDP flows are reported once per (process, direction, 5-tuple) per 30 minutes (upstream's
  *    UDP_REPORT_INTERVAL); that state lives here so repeated datagrams cost no ring space.
  */
@@ -281,6 +282,9 @@ TRACEPOINT_PROBE(net, net_dev_queue)
  * process. DNS answers (peer port 53) also carry the payload the process received. */
 #define RECV_FROM 1
 #define RECV_MSG 2
+#define RECV_READ 3
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
 
 static __always_inline int on_recv_enter(long fd, __u64 buf, __u64 addr, __u64 how)
 {
@@ -300,6 +304,26 @@ TRACEPOINT_PROBE(syscalls, sys_enter_recvfrom)
 
 /* format: int fd; struct user_msghdr *msg; unsigned int flags; */
 TRACEPOINT_PROBE(syscalls, sys_enter_recvmsg) { return on_recv_enter(args->fd, (__u64)args->msg, 0, RECV_MSG); }
+
+/* read() matters only for DNS over TCP (glibc reads the answer with read()): kept only for a
+ * socket whose peer is port 53, so other reads cost a descriptor lookup and nothing more.
+ * format: unsigned int fd; char *buf; size_t count; */
+TRACEPOINT_PROBE(syscalls, sys_enter_read)
+{
+    if (!kind_enabled(KIND_DNS_PACKET))
+        return 0;
+    struct sysmon_offsets *o = get_offsets();
+    if (!o)
+        return 0;
+    void *file = fd_file(o, (void *)bpf_get_current_task(), args->fd);
+    __u16 mode = read_u16(read_ptr(file, o->file_f_inode), o->inode_mode);
+    if ((mode & S_IFMT) != S_IFSOCK)
+        return 0;
+    void *sock = read_ptr(read_ptr(file, o->file_private_data), o->socket_sk);
+    if (be16(read_u16(sock, o->sk_dport)) != DNS_PORT)
+        return 0;
+    return on_recv_enter(args->fd, (__u64)args->buf, 0, RECV_READ);
+}
 
 struct user_msghdr_head {
     __u64 msg_name;
@@ -321,7 +345,8 @@ static __always_inline int on_recv_exit(long ret)
         return 0;
     void *task = (void *)bpf_get_current_task();
     void *sock = read_ptr(read_ptr(fd_file(o, task, a.a), o->file_private_data), o->socket_sk);
-    if (!sock || read_u16(sock, o->sk_protocol) != IPPROTO_UDP)
+    __u16 proto = sock ? read_u16(sock, o->sk_protocol) : 0;
+    if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
         return 0;
     __u64 buf = a.b, uaddr = a.c;
     if (a.d == RECV_MSG) {
@@ -333,7 +358,7 @@ static __always_inline int on_recv_exit(long ret)
     }
     struct pkt p = {};
     p.family = read_u16(sock, o->sk_family);
-    p.protocol = IPPROTO_UDP;
+    p.protocol = proto;
     p.dport = read_u16(sock, o->sk_num);
     __u16 peer_port = be16(read_u16(sock, o->sk_dport));
     if (p.family == AF_INET) {
@@ -364,7 +389,7 @@ static __always_inline int on_recv_exit(long ret)
     p.sport = peer_port;
     __u32 uid = current_uid(o, task);
     /* Source = the remote sender, Destination = this host, as upstream reports receives */
-    if (kind_enabled(KIND_NET_CONNECT))
+    if (proto == IPPROTO_UDP && a.d != RECV_READ && kind_enabled(KIND_NET_CONNECT))
         udp_flow(&p, id >> 32, (__u32)id, uid, 0);
     if (peer_port != DNS_PORT || ret < 12 || !kind_enabled(KIND_DNS_PACKET))
         return 0;
@@ -375,11 +400,11 @@ static __always_inline int on_recv_exit(long ret)
     fill_header(r, KIND_DNS_PACKET, id >> 32, (__u32)id);
     r->uid = uid;
     r->family = p.family;
-    r->protocol = IPPROTO_UDP;
+    r->protocol = proto;
     r->outbound = 0;
     r->sport = p.sport;
     r->dport = p.dport;
-    r->_reserved = 0;
+    r->length = ret;
     __u32 len = ret > DNS_MAX ? DNS_MAX : ret;
     asm volatile("" : "+r"(len)); /* keep the mask below where the verifier can see it */
     len &= DNS_MAX * 2 - 1;
@@ -393,3 +418,4 @@ static __always_inline int on_recv_exit(long ret)
 
 TRACEPOINT_PROBE(syscalls, sys_exit_recvfrom) { return on_recv_exit(args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg) { return on_recv_exit(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_read) { return on_recv_exit(args->ret); }

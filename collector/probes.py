@@ -43,7 +43,7 @@ PROBES: tuple[Probe, ...] = (
             "tracepoint:syscalls:sys_exit_{accept,accept4}",
             "tracepoint:syscalls:sys_enter_{sendto,sendmsg,sendmmsg}",
             "tracepoint:net:net_dev_queue",
-            "tracepoint:syscalls:sys_{enter,exit}_{recvfrom,recvmsg}",
+            "tracepoint:syscalls:sys_{enter,exit}_{recvfrom,recvmsg,read}",
         ),
         (records.NET_CONNECT.kind, records.DNS_PACKET.kind),
     ),

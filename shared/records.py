@@ -259,8 +259,8 @@ DNS_PACKET = RecordKind(
     kind=10,
     name="DNS_PACKET",
     origin="bpf",
-    hook="syscalls:sys_exit_{recvfrom,recvmsg}: an answer from port 53 read by the asking process "
-    "(UDP) (bpf/net.bpf.c)",
+    hook="syscalls:sys_exit_{recvfrom,recvmsg,read}: an answer from port 53 read by the asking "
+    "process, UDP or TCP (bpf/net.bpf.c)",
     sysmon_ids=(22,),
     fields=(
         Field("uid", "u32"),
@@ -269,11 +269,12 @@ DNS_PACKET = RecordKind(
         Field("outbound", "u8", "1: query leaving this process; 0: answer read by it"),
         Field("sport", "u16"),
         Field("dport", "u16"),
-        Field("_reserved", "u32"),
+        Field("length", "u32", "bytes the process received (payload keeps the first 512)"),
     ),
     strings=("payload",),
     string_max={"payload": 512},
-    doc="A DNS message (header onwards; TCP's 2-byte length prefix removed) and who sent or read it.",
+    doc="A DNS message as the process read it (over TCP it may start with the 2-byte length) and "
+    "who read it.",
 )
 
 IMAGE_HASH = RecordKind(

@@ -364,7 +364,7 @@ _Static_assert(__builtin_offsetof(struct rec_bpf_program, _pad3) == 53, "BPF_PRO
 _Static_assert(__builtin_offsetof(struct rec_bpf_program, _pad4) == 54, "BPF_PROGRAM._pad4");
 _Static_assert(__builtin_offsetof(struct rec_bpf_program, _pad5) == 55, "BPF_PROGRAM._pad5");
 
-/* A DNS message (header onwards; TCP's 2-byte length prefix removed) and who sent or read it. Hook: syscalls:sys_exit_{recvfrom,recvmsg}: an answer from port 53 read by the asking process (UDP) (bpf/net.bpf.c). */
+/* A DNS message as the process read it (over TCP it may start with the 2-byte length) and who read it. Hook: syscalls:sys_exit_{recvfrom,recvmsg,read}: an answer from port 53 read by the asking process, UDP or TCP (bpf/net.bpf.c). */
 struct rec_dns_packet {
     __u16 kind;  /* RecordKind.kind */
     __u16 flags;  /* REC_F_* bits */
@@ -378,7 +378,7 @@ struct rec_dns_packet {
     __u8 outbound;  /* 1: query leaving this process; 0: answer read by it */
     __u16 sport;
     __u16 dport;
-    __u32 _reserved;
+    __u32 length;  /* bytes the process received (payload keeps the first 512) */
     __u16 payload_len;
     __u8 _pad0;
     __u8 _pad1;
@@ -400,7 +400,7 @@ _Static_assert(__builtin_offsetof(struct rec_dns_packet, protocol) == 30, "DNS_P
 _Static_assert(__builtin_offsetof(struct rec_dns_packet, outbound) == 31, "DNS_PACKET.outbound");
 _Static_assert(__builtin_offsetof(struct rec_dns_packet, sport) == 32, "DNS_PACKET.sport");
 _Static_assert(__builtin_offsetof(struct rec_dns_packet, dport) == 34, "DNS_PACKET.dport");
-_Static_assert(__builtin_offsetof(struct rec_dns_packet, _reserved) == 36, "DNS_PACKET._reserved");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, length) == 36, "DNS_PACKET.length");
 _Static_assert(__builtin_offsetof(struct rec_dns_packet, payload_len) == 40, "DNS_PACKET.payload_len");
 _Static_assert(__builtin_offsetof(struct rec_dns_packet, _pad0) == 42, "DNS_PACKET._pad0");
 _Static_assert(__builtin_offsetof(struct rec_dns_packet, _pad1) == 43, "DNS_PACKET._pad1");

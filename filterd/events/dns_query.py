@@ -18,7 +18,8 @@ from shared import records
 from .actor import actor, event_time
 
 _F = {f.name: i for i, f in enumerate(records.DNS_PACKET.all_fields)}
-TIME, PID, UID = _F["time_ns"], _F["pid"], _F["uid"]
+TIME, PID, UID, PROTO, LENGTH = _F["time_ns"], _F["pid"], _F["uid"], _F["protocol"], _F["length"]
+IPPROTO_TCP = 6
 MAX_NAME_JUMPS = 16
 
 
@@ -89,8 +90,11 @@ def query_status(rcode: int) -> str:
 
 
 def build(host: HostState, v: tuple, strings: tuple[bytes, ...]) -> tuple[str, ...] | None:
+    msg = strings[0]
+    if v[PROTO] == IPPROTO_TCP and len(msg) >= 2 and int.from_bytes(msg[:2], "big") == v[LENGTH] - 2:
+        msg = msg[2:]  # read together with TCP's 2-byte length prefix
     try:
-        qname, rcode, results = parse_answer(strings[0])
+        qname, rcode, results = parse_answer(msg)
     except (DnsError, struct.error):
         return None
     if not qname:

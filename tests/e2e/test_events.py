@@ -270,45 +270,67 @@ def test_ebpf_program_load(mon: Monitor) -> None:
     assert ev["User"] == "root" and ev["Image"] == PY_IMAGE
 
 
+def dns_answer(q: bytes) -> bytes:
+    """Answer for names under `.sysmon.test.`: 192.0.2.7 for A, NXDOMAIN for `*.missing.*`."""
+    end = q.index(b"\0", 12) + 5
+    question = q[12:end]
+    qtype = struct.unpack(">H", q[end - 4 : end - 2])[0]
+    if b"\x07missing" in q[12 : end - 4]:
+        return q[:2] + b"\x81\x83" + struct.pack(">HHHH", 1, 0, 0, 0) + question
+    answers, count = b"", 0
+    if qtype == 1:
+        answers, count = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 7]), 1
+    return q[:2] + b"\x81\x80" + struct.pack(">HHHH", 1, count, 0, 0) + question + answers
+
+
 class DnsResponder:
-    """A tiny authoritative server on 127.0.0.53:53 for names under `.sysmon.test.`."""
+    """A tiny authoritative server on `addr`:53, UDP and TCP, answering with dns_answer()."""
 
     def __init__(self, addr: str = "127.0.0.153") -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((addr, 53))
         self.addr = addr
-        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind((addr, 53))
+        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.tcp.bind((addr, 53))
+        self.tcp.listen()
         self.running = True
-        self.thread.start()
+        self.threads = [threading.Thread(target=f, daemon=True) for f in (self.serve_udp, self.serve_tcp)]
+        for t in self.threads:
+            t.start()
 
-    def serve(self) -> None:
-        self.sock.settimeout(0.2)
+    def serve_udp(self) -> None:
+        self.udp.settimeout(0.2)
         while self.running:
             try:
-                q, peer = self.sock.recvfrom(512)
+                q, peer = self.udp.recvfrom(512)
             except TimeoutError:
                 continue
-            qid = q[:2]
-            end = q.index(b"\0", 12) + 5
-            question = q[12:end]
-            qtype = struct.unpack(">H", q[end - 4 : end - 2])[0]
-            name = q[12 : end - 4]
-            if b"\x07missing" in name:
-                self.sock.sendto(qid + b"\x81\x83" + struct.pack(">HHHH", 1, 0, 0, 0) + question, peer)
+            self.udp.sendto(dns_answer(q), peer)
+
+    def serve_tcp(self) -> None:
+        self.tcp.settimeout(0.2)
+        while self.running:
+            try:
+                conn, _ = self.tcp.accept()
+            except TimeoutError:
                 continue
-            answers = b""
-            count = 0
-            if qtype == 1:
-                answers = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 7])
-                count = 1
-            self.sock.sendto(
-                qid + b"\x81\x80" + struct.pack(">HHHH", 1, count, 0, 0) + question + answers, peer
-            )
+            with conn:
+                conn.settimeout(2)
+                try:
+                    while True:
+                        n = struct.unpack(">H", conn.recv(2, socket.MSG_WAITALL))[0]
+                        a = dns_answer(conn.recv(n, socket.MSG_WAITALL))
+                        conn.sendall(struct.pack(">H", len(a)) + a)
+                except (OSError, struct.error):
+                    pass
 
     def close(self) -> None:
         self.running = False
-        self.thread.join()
-        self.sock.close()
+        for t in self.threads:
+            t.join()
+        self.udp.close()
+        self.tcp.close()
 
 
 def test_dns_query_against_local_responder(mon: Monitor, tmp_path: Path) -> None:
@@ -341,6 +363,32 @@ def test_dns_query_against_local_responder(mon: Monitor, tmp_path: Path) -> None
     lines = mon.wait_events(lambda ls: any("x.missing.sysmon.test" in x and "<EventID>22<" in x for x in ls))
     miss = next(parse(x)[1] for x in lines if "x.missing.sysmon.test" in x and "<EventID>22<" in x)
     assert miss["QueryStatus"] == "9003" and miss["QueryResults"] == "-"
+
+
+def test_dns_query_over_tcp(mon: Monitor, tmp_path: Path) -> None:
+    dns = DnsResponder("127.0.0.155")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text(f"nameserver {dns.addr}\noptions use-vc attempts:1 timeout:2\n")
+    name = f"t{uuid.uuid4().hex[:8]}.sysmon.test"
+    try:
+        p = subprocess.Popen(
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                f"mount --bind {resolv} /etc/resolv.conf && getent ahostsv4 {name}",
+            ]
+        )
+        assert p.wait(20) == 0
+    finally:
+        dns.close()
+    lines = mon.wait_events(lambda ls: any(name in x and "<EventID>22<" in x for x in ls))
+    evs = [parse(x)[1] for x in lines if name in x and "<EventID>22<" in x]
+    assert evs[0]["QueryName"] == name and evs[0]["QueryStatus"] == "0"
+    assert "::ffff:192.0.2.7;" in [e["QueryResults"] for e in evs]
 
 
 def test_renamed_or_deleted_image_does_not_fool_the_path(mon: Monitor) -> None:
