@@ -48,6 +48,7 @@ class DebianRoot:
         self.work = Path(tempfile.mkdtemp(prefix="sysmon-debroot-", dir="/var/tmp"))
         self.root = self.work / "root"
         self.mounts: list[Path] = []
+        self.own_mounts = 0
 
     def _mount(self, *args: str, target: Path) -> None:
         subprocess.run(["mount", *args, str(target)], check=True)
@@ -69,6 +70,7 @@ class DebianRoot:
         except subprocess.CalledProcessError:  # no overlayfs: a plain copy is slower but works
             shutil.rmtree(self.root)
             subprocess.run(["cp", "-a", str(self.base), str(self.root)], check=True)
+        self.own_mounts = len(self.mounts)  # the overlay itself, if any
         self._mount("-t", "proc", "proc", target=self.root / "proc")
         self._mount("--bind", "/dev", target=self.root / "dev")
         for name, inside in (("archives", "var/cache/apt/archives"), ("lists", "var/lib/apt/lists")):
@@ -77,6 +79,11 @@ class DebianRoot:
             self._mount("--bind", str(cache), target=self.root / inside)
         shutil.copy("/etc/resolv.conf", self.root / "etc/resolv.conf")
         return self
+
+    def unmount_helpers(self) -> None:
+        """Drop /proc, /dev and the apt caches (before booting the root with systemd-nspawn)."""
+        while len(self.mounts) > self.own_mounts:
+            subprocess.run(["umount", "-l", str(self.mounts.pop())], check=False)
 
     def __exit__(self, *exc: object) -> None:
         for target in reversed(self.mounts):

@@ -34,7 +34,7 @@ def fake_root(tmp: Path) -> Path:
         stub = root / "usr/bin" / cmd
         stub.write_text("#!/bin/sh\n")
         stub.chmod(0o755)
-    shutil.copy("/bin/kill", root / "bin/kill")
+    shutil.copy("/bin/sh", root / "bin/sh")  # ExecReload
     return root
 
 
