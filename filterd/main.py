@@ -43,6 +43,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--curve-secret", help="filterd's CURVE secret key file (required for tcp://)")
     p.add_argument("--curve-server-key", help="collector public key file for tcp endpoints without =KEYFILE")
     p.add_argument("--config", help="Sysmon XML config (default: the built-in one)")
+    p.add_argument(
+        "--config-label-file",
+        help="file holding the config's name for event 16 (the path as "
+        "the admin typed it; `sysmon -i/-c` writes it), re-read on every load",
+    )
     p.add_argument("--state-dir", default="/var/lib/sysmon", help="EventRecordID counter lives here")
     p.add_argument("--syslog-socket", default="/dev/log")
     p.add_argument("--no-syslog", action="store_true", help="do not write to syslog")
@@ -52,7 +57,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load(path: str | None) -> tuple[Config, tuple[str, ...]]:
+def config_label(path: str, label_file: str | None) -> str:
+    if label_file:
+        try:
+            with open(label_file, encoding="utf-8", errors="replace") as f:
+                return f.read().strip() or path
+        except OSError:
+            pass
+    return path
+
+
+def load(path: str | None, label_file: str | None = None) -> tuple[Config, tuple[str, ...]]:
     """The config and its event 16, hashed from the very bytes that were parsed."""
     if not path:
         return default_config(), config_state("Defaults", "")
@@ -62,13 +77,13 @@ def load(path: str | None) -> tuple[Config, tuple[str, ...]]:
     except OSError as e:
         raise ConfigError(path, None, f"cannot read: {e.strerror}") from None
     config = load_config_bytes(data, path)
-    return config, config_state(path, data_hashes(data, config.hash_algorithms))
+    return config, config_state(config_label(path, label_file), data_hashes(data, config.hash_algorithms))
 
 
 class Daemon:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.config, self.config_event = load(args.config)
+        self.config, self.config_event = load(args.config, args.config_label_file)
         state = Path(args.state_dir)
         if os.geteuid() == 0:
             uid, gid = user_ids(args.user)
@@ -100,7 +115,7 @@ class Daemon:
 
     def reload(self) -> None:
         try:
-            config, event = load(self.args.config)
+            config, event = load(self.args.config, self.args.config_label_file)
         except ConfigError as e:
             print(f"sysmon-filterd: reload rejected, keeping the running config: {e}", file=sys.stderr)
             return

@@ -117,7 +117,7 @@ def install(opts: Options, paths: Paths, btf: str | None) -> int:
         data = loaded
     svc = backend(paths)
     svc.stop(force=False)  # upstream kills any other sysmon first
-    write_config(paths, data)
+    write_config(paths, data, opts.value if opts.value is not None else "Defaults")
     write_argv(paths, ["sysmon", *opts.argv])
     rc = svc.start(opts.debug, btf)
     if rc == 0:
@@ -135,7 +135,7 @@ def update(opts: Options, paths: Paths, path: str | None) -> int:
         if loaded is None:
             return ERROR_INVALID_PARAMETER
         data = loaded
-    write_config(paths, data)
+    write_config(paths, data, path if path is not None else "-")
     stored = read_argv(paths)[:1] or ["sysmon"]
     write_argv(paths, [*stored, *opts.argv])
     if not backend(paths).reload():

@@ -46,6 +46,11 @@ class Paths:
         return self.home / "config.xml"
 
     @property
+    def config_label(self) -> Path:
+        """The config path as the admin typed it: event 16's Configuration (filterd reads it)."""
+        return self.home / "config.label"
+
+    @property
     def argv(self) -> Path:
         return self.home / "argv"
 

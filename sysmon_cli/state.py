@@ -46,10 +46,13 @@ def _atomic_write(path: Path, data: bytes, mode: int, gid: int) -> None:
     os.replace(tmp, path)
 
 
-def write_config(paths: Paths, data: bytes) -> None:
-    """Install `data` as the active config (0640 root:<group>)."""
+def write_config(paths: Paths, data: bytes, label: str = "Defaults") -> None:
+    """Install `data` as the active config (0640 root:<group>), and `label`, the name event 16
+    gives it (the path as typed, as upstream prints it), beside it."""
     prepare_home(paths)
-    _atomic_write(paths.config, data, 0o640, group_id(paths.user))
+    gid = group_id(paths.user)
+    _atomic_write(paths.config, data, 0o640, gid)
+    _atomic_write(paths.config_label, os.fsencode(label), 0o640, gid)
 
 
 def write_argv(paths: Paths, argv: list[str]) -> None:

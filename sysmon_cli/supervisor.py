@@ -97,6 +97,7 @@ def daemon_argv(paths: Paths, debug: str | None = None, btf: str | None = None) 
         *py, "filterd",
         "--endpoint", paths.endpoint,
         "--config", str(paths.config),
+        "--config-label-file", str(paths.config_label),
         "--state-dir", str(paths.state),
         "--syslog-socket", paths.syslog_socket,
         "--user", paths.user,

@@ -152,7 +152,7 @@ def test_install_reload_restart_uninstall(inst: Instance) -> None:
     assert "Configuration file validated." in r.out and "Configuration updated." in r.out
     lines = inst.wait(lambda ls: sum("<EventID>16</EventID>" in ln for ln in ls) > n16)
     ev16 = [ln for ln in lines if "<EventID>16</EventID>" in ln][-1]
-    assert str(inst.box.home / "config.xml") in ev16
+    assert f'<Data Name="Configuration">{new}</Data>' in ev16  # the path as typed, as upstream
     assert (inst.box.home / "config.xml").read_text() == ONLY_SLEEP
     assert inst.pid("collector") == collector and start_time(collector) == collector_start
     assert inst.pid("filterd") == filterd  # reloaded in place, not restarted
