@@ -16,7 +16,7 @@ from shared import records
 
 from .btf import pack_offsets, resolve_offsets
 from .errors import LoadError
-from .probes import PROBES
+from .probes import HOOKS, PROBES, Hook
 
 BPF_DIR = Path(os.environ.get("SYSMON_BPF_DIR", Path(__file__).resolve().parents[1] / "bpf"))
 RINGBUF_PAGES = 2048  # 8 MiB
@@ -53,11 +53,30 @@ class Programs:
         self.ring_size = RINGBUF_PAGES * 4096
         self._enabled = self.bpf["enabled"]
         self.enabled_kinds: frozenset[int] = frozenset()
+        self.attached: set[Hook] = set(HOOKS)  # bcc attached every program on load
+        self._attach_for(frozenset())
         # Compiling left ~20 MB of freed LLVM heap; give it back before the long run.
         ctypes.CDLL(None).malloc_trim(0)
 
+    def _attach_for(self, kinds: frozenset[int]) -> None:
+        """Attach exactly the hooks that feed a wanted kind (attach first, so no gap)."""
+        wanted = {h for h in HOOKS if set(h.kinds) & kinds}
+        for h in wanted - self.attached:
+            if h.raw:
+                self.bpf.attach_raw_tracepoint(tp=h.tracepoint.encode(), fn_name=h.fn_name.encode())
+            else:
+                self.bpf.attach_tracepoint(tp=h.tracepoint.encode(), fn_name=h.fn_name.encode())
+        for h in self.attached - wanted:
+            if h.raw:
+                self.bpf.detach_raw_tracepoint(tp=h.tracepoint.encode())
+            else:
+                self.bpf.detach_tracepoint(tp=h.tracepoint.encode())
+        self.attached = wanted
+
     def set_enabled(self, kinds: frozenset[int]) -> None:
-        """Switch record kinds on in the kernel; a kind nobody wants costs one map lookup."""
+        """Switch record kinds on: their hooks are attached and their `enabled` flag set. A kind
+        nobody wants costs nothing; one whose hook is shared with a wanted kind costs a map lookup."""
+        self._attach_for(kinds)
         for k in range(records.MAX_BPF_KIND):
             self._enabled[ctypes.c_int(k)] = ctypes.c_uint32(1 if k in kinds else 0)
         self.enabled_kinds = kinds

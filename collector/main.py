@@ -106,6 +106,7 @@ class Collector:
             "published": dict(self.pub.stats),
             "hash_failures": self.hasher.failures,
             "enabled_kinds": sorted(self.programs.enabled_kinds),
+            "attached_hooks": sorted(h.tracepoint for h in self.programs.attached),
         }
 
     def heartbeat(self) -> None:

@@ -1,7 +1,9 @@
-"""Every BPF source the collector loads, the hooks in it and the record kinds it produces.
+"""Every BPF source the collector loads, every hook in it, and the record kinds each hook feeds.
 
 One table so that "where is event X born" has one answer. Programs use bcc's
-TRACEPOINT_PROBE / RAW_TRACEPOINT_PROBE names, which bcc attaches by itself on load.
+TRACEPOINT_PROBE / RAW_TRACEPOINT_PROBE names; bcc attaches them on load, and
+collector/loader.py then keeps attached only the hooks whose kinds someone wants: a syscall
+whose events nobody logs does not even enter a BPF program.
 """
 
 from __future__ import annotations
@@ -10,51 +12,62 @@ from dataclasses import dataclass
 
 from shared import records
 
+EXEC, EXIT, FORK = records.PROCESS_EXEC.kind, records.PROCESS_EXIT.kind, records.PROCESS_FORK.kind
+CREATE, RAW, DELETE = records.FILE_CREATE.kind, records.RAW_ACCESS.kind, records.FILE_DELETE.kind
+NET, DNS = records.NET_CONNECT.kind, records.DNS_PACKET.kind
+PTRACE, BPFPROG = records.PROCESS_ACCESS.kind, records.BPF_PROGRAM.kind
+
+
+@dataclass(frozen=True)
+class Hook:
+    tracepoint: str  # "category:name" for tracepoints, "name" for raw tracepoints
+    raw: bool
+    kinds: tuple[int, ...]  # attached while any of these is wanted
+
+    @property
+    def fn_name(self) -> str:
+        """The function bcc generates for TRACEPOINT_PROBE / RAW_TRACEPOINT_PROBE."""
+        if self.raw:
+            return f"raw_tracepoint__{self.tracepoint}"
+        return "tracepoint__" + self.tracepoint.replace(":", "__")
+
 
 @dataclass(frozen=True)
 class Probe:
     source: str  # file in bpf/
-    hooks: tuple[str, ...]
-    kinds: tuple[int, ...]
+    hooks: tuple[Hook, ...]
+
+
+def _syscalls(names: str, kinds: tuple[int, ...]) -> tuple[Hook, ...]:
+    return tuple(Hook(f"syscalls:{n}", False, kinds) for n in names.split())
 
 
 PROBES: tuple[Probe, ...] = (
     Probe(
         "process.bpf.c",
         (
-            "tracepoint:sched:sched_process_exec",
-            "tracepoint:sched:sched_process_exit",
-            "raw_tracepoint:sched_process_fork",
+            Hook("sched:sched_process_exec", False, (EXEC,)),
+            Hook("sched:sched_process_exit", False, (EXIT,)),
+            Hook("sched_process_fork", True, (FORK,)),
         ),
-        (records.PROCESS_EXEC.kind, records.PROCESS_EXIT.kind, records.PROCESS_FORK.kind),
     ),
     Probe(
         "file.bpf.c",
-        (
-            "tracepoint:syscalls:sys_exit_{open,openat,openat2,creat}",
-            "tracepoint:syscalls:sys_{enter,exit}_{unlink,unlinkat}",
-        ),
-        (records.FILE_CREATE.kind, records.RAW_ACCESS.kind, records.FILE_DELETE.kind),
+        _syscalls("sys_exit_open sys_exit_openat sys_exit_openat2", (CREATE, RAW))
+        + _syscalls("sys_exit_creat", (CREATE,))
+        + _syscalls("sys_enter_unlink sys_enter_unlinkat sys_exit_unlink sys_exit_unlinkat", (DELETE,)),
     ),
     Probe(
         "net.bpf.c",
-        (
-            "tracepoint:sock:inet_sock_set_state",
-            "tracepoint:syscalls:sys_exit_{accept,accept4}",
-            "tracepoint:syscalls:sys_enter_{sendto,sendmsg,sendmmsg}",
-            "tracepoint:net:net_dev_queue",
-            "tracepoint:syscalls:sys_{enter,exit}_{recvfrom,recvmsg,read}",
-        ),
-        (records.NET_CONNECT.kind, records.DNS_PACKET.kind),
+        (Hook("sock:inet_sock_set_state", False, (NET,)), Hook("net:net_dev_queue", False, (NET,)))
+        + _syscalls(
+            "sys_exit_accept sys_exit_accept4 sys_enter_sendto sys_enter_sendmsg sys_enter_sendmmsg", (NET,)
+        )
+        + _syscalls("sys_enter_recvfrom sys_enter_recvmsg sys_exit_recvfrom sys_exit_recvmsg", (NET, DNS))
+        + _syscalls("sys_enter_read sys_exit_read", (DNS,)),
     ),
-    Probe(
-        "ptrace.bpf.c",
-        ("tracepoint:syscalls:sys_{enter,exit}_ptrace",),
-        (records.PROCESS_ACCESS.kind,),
-    ),
-    Probe(
-        "bpfload.bpf.c",
-        ("tracepoint:syscalls:sys_{enter,exit}_bpf",),
-        (records.BPF_PROGRAM.kind,),
-    ),
+    Probe("ptrace.bpf.c", _syscalls("sys_enter_ptrace sys_exit_ptrace", (PTRACE,))),
+    Probe("bpfload.bpf.c", _syscalls("sys_enter_bpf sys_exit_bpf", (BPFPROG,))),
 )
+
+HOOKS: tuple[Hook, ...] = tuple(h for p in PROBES for h in p.hooks)

@@ -440,6 +440,9 @@ def test_disabled_event_types_cost_nothing_in_the_kernel() -> None:
         for kind in (4, 5, 6, 7, 8, 9, 10):
             assert after.get(kind, 0) == before.get(kind, 0) == 0, (kind, after)
         assert after[1] > before.get(1, 0)  # exec records still flow
+        # and the hooks of unwanted kinds are not even attached
+        hooks = {h for c in m.stats()["hosts"].values() for h in c.get("attached_hooks", [])}
+        assert hooks == {"sched:sched_process_exec", "sched:sched_process_exit", "sched_process_fork"}
     finally:
         m.stop()
         m.cleanup()
