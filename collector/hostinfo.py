@@ -71,6 +71,7 @@ class HostContext:
         self.boot_id = _read_text("/proc/sys/kernel/random/boot_id")
         self.origin = f"{self.machine_id}/{self.boot_id}"
         self.version = version
+        self.started = time.monotonic()
         self._stamps: tuple[float, float] = (-1.0, -1.0)
         self._users: dict[int, str] = {}
         self._logins: list[tuple[str, str, int]] = []
@@ -96,5 +97,6 @@ class HostContext:
             "logins": self._logins,
             "collector_version": self.version,
             "collector_pid": os.getpid(),
+            "uptime_s": round(time.monotonic() - self.started, 1),
             "counters": counters,
         }

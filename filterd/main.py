@@ -11,19 +11,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from filterd import __version__
 from filterd.config.errors import ConfigError
 from filterd.config.loader import default_config, load_config_bytes
 from filterd.config.model import Config
+from filterd.control import ControlServer, Reload, Tap, uptime
 from filterd.events.service_state import config_state, data_hashes, service_state
 from filterd.pipeline import Pipeline
 from filterd.privileges import drop_to, no_new_privs, user_ids
 from filterd.receiver import Receiver, resolve_endpoints
+from filterd.sandbox import confine
 from filterd.sink.stdout import StdoutSink
 from filterd.sink.syslog import SyslogSink
 from filterd.state.record_id import RecordIdCounter
@@ -31,6 +35,7 @@ from shared.curve import CurveError
 from shared.records import kinds_for_events
 
 DEFAULT_ENDPOINT = "ipc:///run/sysmon/collector.sock"
+DEFAULT_CONTROL = "/run/sysmon-filterd/control.sock"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,6 +54,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "the admin typed it; `sysmon -i/-c` writes it), re-read on every load",
     )
     p.add_argument("--state-dir", default="/var/lib/sysmon", help="EventRecordID counter lives here")
+    p.add_argument(
+        "--control-socket",
+        default=DEFAULT_CONTROL,
+        help="socket for sysmonctl reload/status/stats/tail ('' for none)",
+    )
+    p.add_argument("--no-sandbox", action="store_true", help="skip Landlock and seccomp (debugging)")
     p.add_argument("--syslog-socket", default="/dev/log")
     p.add_argument("--no-syslog", action="store_true", help="do not write to syslog")
     p.add_argument("--stdout", action="store_true", help="also print each event's XML on stdout")
@@ -84,7 +95,10 @@ class Daemon:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.config, self.config_event = load(args.config, args.config_label_file)
+        self.started = time.monotonic()
+        self.endpoints = list(args.endpoint or [DEFAULT_ENDPOINT])
         state = Path(args.state_dir)
+        uid, gid = os.getuid(), os.getgid()
         if os.geteuid() == 0:
             uid, gid = user_ids(args.user)
             state.mkdir(parents=True, exist_ok=True)
@@ -99,31 +113,88 @@ class Daemon:
         endpoints, curve = resolve_endpoints(  # key files are read while still root
             args.endpoint or [DEFAULT_ENDPOINT], args.curve_secret, args.curve_server_key
         )
+        self.pending_reloads: queue.SimpleQueue[Reload] = queue.SimpleQueue()
+        self.control = None
+        if args.control_socket:
+            self.control = ControlServer(
+                args.control_socket, uid, gid,
+                {"status": self.status, "stats": self.stats, "reload": self.request_reload},
+                self.add_tap, self.remove_tap,
+            )  # fmt: skip
         if os.geteuid() == 0:
             drop_to(args.user)
         no_new_privs()
+        if not args.no_sandbox:
+            # the config's directory, not the file: `sysmon -c` replaces it with a new inode
+            self.sandbox = confine(
+                readable=[
+                    os.path.dirname(os.path.abspath(p)) for p in (args.config, args.config_label_file) if p
+                ],
+                writable=[str(state)] + ([args.stats_file] if args.stats_file else []),
+            )
         self.pipeline = Pipeline(self.config, sinks, self.record_ids)
         self.receiver = Receiver(endpoints, self.pipeline, curve=curve)
         self.subscribe()
         self.running = True
         self.reload_requested = False
+        if self.control:
+            self.control.start()
 
     def subscribe(self) -> None:
         events = self.config.enabled_event_ids()
         hashes = self.config.hash_algorithms if 1 in events else ()
         self.receiver.set_wants(kinds_for_events(events), hashes)
 
-    def reload(self) -> None:
+    def reload(self) -> dict[str, Any]:
         try:
             config, event = load(self.args.config, self.args.config_label_file)
         except ConfigError as e:
             print(f"sysmon-filterd: reload rejected, keeping the running config: {e}", file=sys.stderr)
-            return
+            return {"ok": False, "error": str(e)}
         self.config = config
         self.pipeline.set_config(config)
         self.subscribe()
         self.config_event = event
         self.pipeline.service_event(16, event)
+        return {"ok": True, "config": event[1], "hash": event[2]}
+
+    # -- control requests (control thread; the main loop does the work) -----------------------
+    def request_reload(self) -> dict[str, Any]:
+        r = Reload()
+        self.pending_reloads.put(r)
+        self.reload_requested = True
+        return r.wait()
+
+    def add_tap(self, tap: Tap) -> None:
+        self.pipeline.sinks = [*self.pipeline.sinks, tap]  # rebinding: the main loop never sees a half list
+
+    def remove_tap(self, tap: Tap) -> None:
+        self.pipeline.sinks = [s for s in self.pipeline.sinks if s is not tap]
+
+    def status(self) -> dict[str, Any]:
+        collectors = {
+            o: {"hostname": h.hostname, "version": h.collector_version, "pid": h.collector_pid,
+                "uptime_s": h.collector_uptime_s}
+            for o, h in list(self.pipeline.hosts.items())
+        }  # fmt: skip
+        return {
+            "ok": True,
+            "filterd": {"version": __version__, "pid": os.getpid(), "uid": os.getuid(),
+                        "uptime_s": uptime(self.started), "config": self.config_event[1],
+                        "config_file": self.args.config or "(built-in)", "config_hash": self.config_event[2],
+                        "endpoints": self.endpoints},
+            "collectors": collectors,
+        }  # fmt: skip
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "filterd": dict(self.pipeline.stats),
+            "rule_hits": dict(self.pipeline.rule_hits),
+            "sinks": {type(s).__name__: {"sent": getattr(s, "sent", 0), "dropped": getattr(s, "dropped", 0)}
+                      for s in self.pipeline.sinks},
+            "collectors": {o: h.counters for o, h in list(self.pipeline.hosts.items())},
+        }  # fmt: skip
 
     def write_stats(self) -> None:
         if not self.args.stats_file:
@@ -151,7 +222,11 @@ class Daemon:
             self.receiver.poll(100)
             if self.reload_requested:
                 self.reload_requested = False
-                self.reload()
+                result = self.reload()
+                while not self.pending_reloads.empty():
+                    r = self.pending_reloads.get()
+                    r.result = result
+                    r.done.set()
             now = time.monotonic()
             if now >= next_stats:
                 self.write_stats()
@@ -161,6 +236,8 @@ class Daemon:
         self.write_stats()
 
     def close(self) -> None:
+        if self.control:
+            self.control.close()
         self.receiver.close()
         for s in self.pipeline.sinks:
             s.close()

@@ -62,6 +62,7 @@ class Pipeline:
         self.headers: dict[str, SystemHeader] = {}
         self.stats: Counter[str] = Counter()
         self.markers: dict[str, int] = {}
+        self.rule_hits: Counter[str] = Counter()  # RuleName -> events it included
         self.local_header = SystemHeader(socket.gethostname(), os.getpid(), os.getpid(), 0)
         self.set_config(config)
 
@@ -90,6 +91,8 @@ class Pipeline:
             self.stats["excluded"] += 1
             return
         self.stats["included"] += 1
+        if rule_name != "-":
+            self.rule_hits[rule_name] += 1
         values = (rule_name, *values[1:])
         if self.config.field_sizes:
             values = self.config.trim(event_id, values)

@@ -98,6 +98,7 @@ def daemon_argv(paths: Paths, debug: str | None = None, btf: str | None = None) 
         "--endpoint", paths.endpoint,
         "--config", str(paths.config),
         "--config-label-file", str(paths.config_label),
+        "--control-socket", str(paths.run / "filterd.ctl"),
         "--state-dir", str(paths.state),
         "--syslog-socket", paths.syslog_socket,
         "--user", paths.user,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from . import control_cli, keys, rules_cli
 from . import run as run_mod
+from .client import ControlError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,18 +19,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--syslog-socket", default="/dev/log")
     r.add_argument("--state-dir", default="/var/lib/sysmon")
     r.set_defaults(func=lambda a: run_mod.run(a.config, a.endpoint, a.syslog_socket, a.state_dir))
-    from .keys import add_subcommands as add_keys
-
-    add_keys(sub)
-    try:
-        from .rules_cli import add_subcommands
-    except ImportError:  # rule tooling not installed in this build
-        pass
-    else:
-        add_subcommands(sub)
+    for register in (control_cli.add_subcommands, keys.add_subcommands, rules_cli.add_subcommands):
+        register(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ControlError as e:
+        print(f"sysmonctl: {e}", file=sys.stderr)
+        return 2

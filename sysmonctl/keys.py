@@ -41,8 +41,9 @@ def _owner_ids(owner: str | None, role: str) -> tuple[int, int] | None:
     return pw.pw_uid, pw.pw_gid
 
 
-def make_pair(directory: str | os.PathLike[str], name: str, force: bool = False,
-              owner: tuple[int, int] | None = None) -> tuple[Path, Path]:
+def make_pair(
+    directory: str | os.PathLike[str], name: str, force: bool = False, owner: tuple[int, int] | None = None
+) -> tuple[Path, Path]:
     """Create NAME.key (0644) and NAME.key_secret (0600) in `directory`; returns both paths."""
     d = Path(directory).absolute()
     d.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -123,11 +124,16 @@ def run(args: argparse.Namespace) -> int:
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
     """Register `keys` on sysmonctl's subcommand parser."""
-    k = sub.add_parser("keys", help="make CurveZMQ key pairs for remote filterd",
-                       description="Make CurveZMQ key pairs for a collector or a remote filterd.")
+    k = sub.add_parser(
+        "keys",
+        help="make CurveZMQ key pairs for remote filterd",
+        description="Make CurveZMQ key pairs for a collector or a remote filterd.",
+    )
     ks = k.add_subparsers(dest="role", required=True)
-    for role, func, what in (("collector", _collector, "the collector publishing on tcp://"),
-                             ("filterd", _filterd, "a filterd subscribing over tcp://")):
+    for role, func, what in (
+        ("collector", _collector, "the collector publishing on tcp://"),
+        ("filterd", _filterd, "a filterd subscribing over tcp://"),
+    ):
         r = ks.add_parser(role, help=f"key pair for {what}")
         r.add_argument("dir", nargs="?", default=DEFAULT_DIR, help=f"where to write (default {DEFAULT_DIR})")
         r.add_argument("--name", help=f"file name without suffix (default {role})")

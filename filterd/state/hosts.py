@@ -24,6 +24,8 @@ class HostState:
         self.machine_id = 0
         self.boot_epoch_ns = 0
         self.users: dict[int, str] = {}
+        self.collector_version = "-"
+        self.collector_uptime_s = 0.0
         self.logins: dict[tuple[str, str], int] = {}
         self._logon_guids: dict[tuple[int, int, str], str] = {}
         self.collector_pid = 0
@@ -44,6 +46,8 @@ class HostState:
         self.users = {int(k): str(v) for k, v in dict(ctx.get("users", {})).items()}
         self.logins = {(str(line), str(user)): int(sec) for line, user, sec in ctx.get("logins", [])}
         self.collector_pid = int(ctx.get("collector_pid", 0))
+        self.collector_version = str(ctx.get("collector_version", "-"))
+        self.collector_uptime_s = float(ctx.get("uptime_s", 0.0))
         self._logon_guids: dict[tuple[int, int, str], str] = {}
         self.counters = dict(ctx.get("counters", {}))
         self.ready = True

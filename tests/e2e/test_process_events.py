@@ -165,6 +165,7 @@ def test_filterd_runs_without_privileges(monitor: Monitor) -> None:
     assert int(fields["CapEff"].strip(), 16) == 0
     assert int(fields["CapPrm"].strip(), 16) == 0
     assert fields["NoNewPrivs"].strip() == "1"
+    assert fields["Seccomp"].strip() == "2"  # filter mode: the self-sandbox is on
 
 
 def test_garbage_to_collector_socket_is_counted_and_changes_nothing(monitor: Monitor) -> None:

@@ -53,7 +53,10 @@ class Monitor:
         self.collector = self._spawn("collector", "--endpoint", self.endpoint, log="collector.log")
         sock = Path(self.endpoint[len("ipc://") :])
         self._wait(lambda: sock.exists(), 120, "collector socket")
+        self.control = str(self.dir / "filterd.ctl")
         args = [
+            "--control-socket",
+            self.control,
             "--endpoint",
             self.endpoint,
             "--syslog-socket",
