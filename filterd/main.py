@@ -59,8 +59,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_CONTROL,
         help="socket for sysmonctl reload/status/stats/tail ('' for none)",
     )
-    p.add_argument("--no-sandbox", action="store_true",
-                   help="skip the self-sandbox (Landlock, seccomp): for units whose systemd sandbox replaces it")
+    p.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="skip the self-sandbox (Landlock, seccomp): for units whose systemd sandbox replaces it",
+    )
     p.add_argument("--syslog-socket", default="/dev/log")
     p.add_argument("--no-syslog", action="store_true", help="do not write to syslog")
     p.add_argument("--stdout", action="store_true", help="also print each event's XML on stdout")

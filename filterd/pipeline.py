@@ -98,7 +98,7 @@ class Pipeline:
             values = self.config.trim(event_id, values)
         self.write(event_id, values, header)
 
-    def report_loss(self, h: HostState, what: str) -> None:
+    def report_loss(self, what: str) -> None:
         """Event 255 (Sysmon's error report): the log itself says that and where events were lost."""
         self.stats["loss_reports"] += 1
         self.service_event(255, (utc_time(time.time_ns()), "EventsLost", what))
@@ -131,11 +131,11 @@ class Pipeline:
             lost = kernel_drops - h.kernel_drops
             self.stats["kernel_dropped"] += lost
             h.kernel_drops = kernel_drops
-            self.report_loss(h, f"the kernel ring buffer of {h.hostname} dropped {lost} records")
+            self.report_loss(f"the kernel ring buffer of {h.hostname} dropped {lost} records")
         if h.next_seq is not None and seq != h.next_seq:
             if seq > h.next_seq:
                 self.stats["gap_batches"] += seq - h.next_seq
-                self.report_loss(h, f"{seq - h.next_seq} batches from {h.hostname} were lost in transit")
+                self.report_loss(f"{seq - h.next_seq} batches from {h.hostname} were lost in transit")
             else:
                 self.stats["seq_restarts"] += 1  # collector restarted
         h.next_seq = seq + 1
