@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import signal
 import sys
 import time
@@ -22,12 +21,12 @@ from filterd import __version__
 from filterd.config.errors import ConfigError
 from filterd.config.loader import default_config, load_config_bytes
 from filterd.config.model import Config
-from filterd.control import ControlServer, Reload, Tap, uptime
+from filterd.control import ControlServer, uptime
 from filterd.events.service_state import config_state, data_hashes, service_state
 from filterd.pipeline import Pipeline
 from filterd.privileges import drop_to, no_new_privs, user_ids
 from filterd.receiver import Receiver, resolve_endpoints
-from filterd.sandbox import confine
+from filterd.sandbox import Confinement, confine, selftest
 from filterd.sink.stdout import StdoutSink
 from filterd.sink.syslog import SyslogSink
 from filterd.state.record_id import RecordIdCounter
@@ -117,32 +116,26 @@ class Daemon:
         endpoints, curve = resolve_endpoints(  # key files are read while still root
             args.endpoint or [DEFAULT_ENDPOINT], args.curve_secret, args.curve_server_key
         )
-        self.pending_reloads: queue.SimpleQueue[Reload] = queue.SimpleQueue()
         self.control = None
-        if args.control_socket:
-            self.control = ControlServer(
-                args.control_socket, uid, gid,
-                {"status": self.status, "stats": self.stats, "reload": self.request_reload},
-                self.add_tap, self.remove_tap,
-            )  # fmt: skip
+        if args.control_socket:  # made while root: root:sysmon 0660
+            self.control = ControlServer(args.control_socket, gid, self.control_handlers(), self.tail_on)
         if os.geteuid() == 0:
             drop_to(args.user)
         no_new_privs()
-        if not args.no_sandbox:
-            # the config's directory, not the file: `sysmon -c` replaces it with a new inode
+        self.sandbox = Confinement()
+        if not args.no_sandbox:  # before ZeroMQ starts its threads: Landlock binds one thread
+            configs = [p for p in (args.config, args.config_label_file) if p]
             self.sandbox = confine(
-                readable=[
-                    os.path.dirname(os.path.abspath(p)) for p in (args.config, args.config_label_file) if p
-                ],
+                # the config's directory, not the file: `sysmon -c` replaces it with a new inode
+                readable=[os.path.dirname(os.path.abspath(p)) for p in configs],
                 writable=[str(state)] + ([args.stats_file] if args.stats_file else []),
+                tcp_ports=[int(e.address.rsplit(":", 1)[1]) for e in endpoints if e.server_key],
             )
         self.pipeline = Pipeline(self.config, sinks, self.record_ids)
         self.receiver = Receiver(endpoints, self.pipeline, curve=curve)
         self.subscribe()
         self.running = True
         self.reload_requested = False
-        if self.control:
-            self.control.start()
 
     def subscribe(self) -> None:
         events = self.config.enabled_event_ids()
@@ -162,18 +155,20 @@ class Daemon:
         self.pipeline.service_event(16, event)
         return {"ok": True, "config": event[1], "hash": event[2]}
 
-    # -- control requests (control thread; the main loop does the work) -----------------------
-    def request_reload(self) -> dict[str, Any]:
-        r = Reload()
-        self.pending_reloads.put(r)
-        self.reload_requested = True
-        return r.wait()
+    # -- control requests (served by the main loop, see filterd/control.py) --------------------
+    def control_handlers(self) -> dict[str, Any]:
+        return {
+            "status": lambda req: self.status(),
+            "stats": lambda req: self.stats(),
+            "reload": lambda req: self.reload(),
+            "selftest": lambda req: {"ok": True, "sandbox": self.sandbox.describe(),
+                                     **selftest(self.args.state_dir)},  # hidden: proves the sandbox
+        }  # fmt: skip
 
-    def add_tap(self, tap: Tap) -> None:
-        self.pipeline.sinks = [*self.pipeline.sinks, tap]  # rebinding: the main loop never sees a half list
-
-    def remove_tap(self, tap: Tap) -> None:
-        self.pipeline.sinks = [s for s in self.pipeline.sinks if s is not tap]
+    def tail_on(self, on: bool) -> None:
+        hub = self.control.hub if self.control else None
+        others = [s for s in self.pipeline.sinks if s is not hub]
+        self.pipeline.sinks = [*others, hub] if on else others
 
     def status(self) -> dict[str, Any]:
         collectors = {
@@ -186,18 +181,21 @@ class Daemon:
             "filterd": {"version": __version__, "pid": os.getpid(), "uid": os.getuid(),
                         "uptime_s": uptime(self.started), "config": self.config_event[1],
                         "config_file": self.args.config or "(built-in)", "config_hash": self.config_event[2],
-                        "endpoints": self.endpoints},
+                        "endpoints": self.endpoints, "control_socket": self.args.control_socket,
+                        "sandbox": self.sandbox.describe()},
             "collectors": collectors,
         }  # fmt: skip
 
     def stats(self) -> dict[str, Any]:
+        hub = self.control.hub if self.control else None
         return {
             "ok": True,
             "filterd": dict(self.pipeline.stats),
             "rule_hits": dict(self.pipeline.rule_hits),
             "sinks": {type(s).__name__: {"sent": getattr(s, "sent", 0), "dropped": getattr(s, "dropped", 0)}
-                      for s in self.pipeline.sinks},
-            "collectors": {o: h.counters for o, h in list(self.pipeline.hosts.items())},
+                      for s in self.pipeline.sinks if s is not hub},
+            "tail": {"clients": len(hub.clients), "sent": hub.sent, "dropped": hub.dropped} if hub else {},
+            "collectors": {o: {"hostname": h.hostname, **h.counters} for o, h in self.pipeline.hosts.items()},
         }  # fmt: skip
 
     def write_stats(self) -> None:
@@ -224,13 +222,11 @@ class Daemon:
         next_stats = 0.0
         while self.running:
             self.receiver.poll(100)
+            if self.control:
+                self.control.poll()
             if self.reload_requested:
                 self.reload_requested = False
-                result = self.reload()
-                while not self.pending_reloads.empty():
-                    r = self.pending_reloads.get()
-                    r.result = result
-                    r.done.set()
+                self.reload()
             now = time.monotonic()
             if now >= next_stats:
                 self.write_stats()
@@ -268,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, hup)
-    print(f"sysmon-filterd {__version__}: running as uid {os.getuid()}", file=sys.stderr, flush=True)
+    line = f"running as uid {os.getuid()}, sandbox: {daemon.sandbox.describe()}"
+    print(f"sysmon-filterd {__version__}: {line}", file=sys.stderr, flush=True)
     try:
         daemon.run()
     finally:

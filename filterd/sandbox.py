@@ -1,164 +1,304 @@
-"""filterd confines itself after dropping root: Landlock for files, a seccomp allow-list for calls.
+"""filterd confines itself after dropping root (when no systemd unit does it): Landlock, seccomp, MDWE.
 
-Why both: filterd parses configs and frames that may come from the network, so a bug in it must
-not become a foothold. Landlock (kernel >= 5.13) limits the files it can touch to reading
-Python, its config and /etc, and writing its state directory; seccomp lets through only the
-system calls a Python + ZeroMQ daemon makes, and answers EPERM to everything else (exec, ptrace,
-mount, bpf, module loading, namespaces, setuid, ...). EPERM rather than a kill: an unexpected but
-harmless call fails and is logged instead of taking the monitor down.
-Applied with SECCOMP_FILTER_FLAG_SPEC_ALLOW: the default speculative-store-bypass mitigation
-that seccomp would switch on costs a Python process a third of its speed.
-Under systemd the unit's own sandbox does the same job; this is for everything else.
+Why: filterd parses configs and frames that may come from the network, so a bug in it must not
+become a foothold. confine() applies, for good and in this order:
+- Landlock (kernel >= 5.13): files readable only under Python's trees, a few /etc files and the
+  directories of its config; writable only in its state directory (and the stats file's).
+  ABI >= 4: no TCP bind at all, TCP connect only to the ports of its tcp:// collectors.
+  ABI >= 6: no abstract AF_UNIX sockets outside the sandbox, no signals to processes outside it.
+  Landlock does not govern connect() to path-named AF_UNIX sockets on this kernel's ABI (7);
+  the syslog and ipc:// sockets keep working without rules, and their own file modes guard them.
+- MDWE (prctl PR_SET_MDWE, kernel >= 6.3): no memory that is both writable and executable.
+- seccomp: an allow-list of the system calls a Python + libzmq daemon makes. Everything else
+  (exec, ptrace, mount, bpf, module loading, namespaces, setuid, io_uring, keyrings, ...) gets
+  EPERM rather than a kill, so an unexpected but harmless call fails visibly instead of taking the
+  monitor down. Arguments are checked where it matters: clone() without namespace flags,
+  clone3() -> ENOSYS (its flags are out of reach; glibc then uses clone()), socket() only for
+  AF_UNIX/INET/INET6/NETLINK, no TIOCSTI/TIOCLINUX terminal injection. Applied with
+  SECCOMP_FILTER_FLAG_SPEC_ALLOW: the speculative-store-bypass mitigation seccomp would switch on
+  costs a Python process a third of its speed.
+Landlock binds only the calling thread, so confine() refuses to run once a second thread exists.
+Under systemd the unit's own sandbox does this job (its SystemCallFilter forbids seccomp()).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import errno
 import os
+import platform
 import struct
 import sys
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
-SYS_SECCOMP = 317
+# -- Landlock (include/uapi/linux/landlock.h) -----------------------------------------------------
 SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
 LANDLOCK_CREATE_RULESET_VERSION = 1
-LANDLOCK_RULE_PATH_BENEATH = 1
-
-# Landlock filesystem rights
+LANDLOCK_RULE_PATH_BENEATH, LANDLOCK_RULE_NET_PORT = 1, 2
 EXECUTE, WRITE_FILE, READ_FILE, READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 REMOVE_DIR, REMOVE_FILE, MAKE_REG, TRUNCATE = 1 << 4, 1 << 5, 1 << 8, 1 << 14
+FILE_RIGHTS = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | (1 << 15)  # rights that apply to a file
 READ = READ_FILE | READ_DIR
 WRITE = READ | WRITE_FILE | REMOVE_FILE | MAKE_REG | TRUNCATE
-HANDLED_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
-HANDLED_LATEST = (1 << 16) - 1  # ABI 5+: IOCTL_DEV
+FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
+FS_LATEST = (1 << 16) - 1  # ABI 5 added IOCTL_DEV; rights of later ABIs are not handled (= allowed)
+NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1
+SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 
-# x86_64 system calls a Python + libzmq daemon needs (names in comments, grouped)
-ALLOWED_SYSCALLS = frozenset({
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,  # io, memory, signals
-    22, 23, 24, 25, 26, 27, 28, 32, 33, 34, 35, 36, 37, 38, 39, 40,  # pipe..sendfile
-    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55,  # sockets
-    56, 60, 61, 62, 63, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 87, 89,  # clone (threads)..
-    95, 96, 97, 98, 99, 100, 102, 104, 107, 108, 110, 111, 115, 118, 120, 121, 124, 131,  # ids, rlimits
-    137, 138, 140, 141, 143, 144, 145, 146, 147, 157, 158, 186, 200, 201, 202, 203, 204,  # sched, prctl
-    213, 217, 218, 219, 228, 229, 230, 231, 232, 233, 234, 235, 257, 258, 262, 263, 264,  # epoll, *at
-    267, 269, 270, 271, 273, 274, 280, 281, 283, 284, 285, 286, 287, 288, 290, 291, 292, 293,
-    295, 296, 299, 302, 307, 309, 316, 318, 319, 324, 332, 334, 435, 439, 441,  # statx, rseq, clone3
-})  # fmt: skip
+# What reading Python, resolving names and formatting local times needs in /etc (nothing else)
+ETC_FILES = (
+    "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/hosts", "/etc/host.conf",
+    "/etc/resolv.conf", "/etc/gai.conf", "/etc/services", "/etc/protocols", "/etc/localtime",
+    "/etc/ld.so.cache",
+)  # fmt: skip
+SYSTEM_READ = ("/usr/lib", "/usr/lib64", "/usr/local/lib", "/usr/share/zoneinfo", "/dev/null",
+               "/dev/urandom", "/sys/devices/system/cpu")  # fmt: skip
+
+# -- seccomp (x86_64 only; other architectures get no seccomp filter) -----------------------------
+SYS_SECCOMP = 317
+ALLOWED = {
+    "read": 0, "write": 1, "open": 2, "close": 3, "stat": 4, "fstat": 5, "lstat": 6, "poll": 7, "lseek": 8,
+    "mmap": 9, "mprotect": 10, "munmap": 11, "brk": 12, "rt_sigaction": 13, "rt_sigprocmask": 14,
+    "rt_sigreturn": 15, "pread64": 17, "pwrite64": 18, "readv": 19, "writev": 20, "access": 21, "pipe": 22,
+    "select": 23, "sched_yield": 24, "mremap": 25, "msync": 26, "mincore": 27, "madvise": 28, "dup": 32,
+    "dup2": 33, "pause": 34, "nanosleep": 35, "getitimer": 36, "alarm": 37, "setitimer": 38, "getpid": 39,
+    "sendfile": 40, "connect": 42, "accept": 43, "sendto": 44, "recvfrom": 45, "sendmsg": 46,
+    "recvmsg": 47, "shutdown": 48, "bind": 49, "listen": 50, "getsockname": 51, "getpeername": 52,
+    "socketpair": 53, "setsockopt": 54, "getsockopt": 55, "exit": 60, "wait4": 61, "kill": 62, "uname": 63,
+    "fcntl": 72, "flock": 73, "fsync": 74, "fdatasync": 75, "truncate": 76, "ftruncate": 77,
+    "getdents": 78, "getcwd": 79, "chdir": 80, "fchdir": 81, "rename": 82, "mkdir": 83, "rmdir": 84,
+    "creat": 85, "unlink": 87, "readlink": 89, "umask": 95, "gettimeofday": 96, "getrlimit": 97,
+    "getrusage": 98, "sysinfo": 99, "times": 100, "getuid": 102, "getgid": 104, "geteuid": 107,
+    "getegid": 108, "getppid": 110, "getpgrp": 111, "getgroups": 115, "getresuid": 118, "getresgid": 120,
+    "getpgid": 121, "getsid": 124, "sigaltstack": 131, "statfs": 137, "fstatfs": 138, "getpriority": 140,
+    "setpriority": 141, "sched_getparam": 143, "sched_get_priority_max": 146, "sched_get_priority_min": 147,
+    "sched_getscheduler": 145, "prctl": 157, "arch_prctl": 158, "gettid": 186, "tkill": 200, "time": 201,
+    "futex": 202, "sched_setaffinity": 203, "sched_getaffinity": 204, "epoll_create": 213,
+    "getdents64": 217, "set_tid_address": 218, "restart_syscall": 219, "fadvise64": 221,
+    "clock_gettime": 228, "clock_getres": 229, "clock_nanosleep": 230, "exit_group": 231, "epoll_wait": 232,
+    "epoll_ctl": 233, "tgkill": 234, "utimes": 235, "openat": 257, "mkdirat": 258, "newfstatat": 262,
+    "unlinkat": 263, "renameat": 264, "readlinkat": 267, "faccessat": 269, "pselect6": 270, "ppoll": 271,
+    "set_robust_list": 273, "utimensat": 280, "epoll_pwait": 281, "timerfd_create": 283, "eventfd": 284,
+    "fallocate": 285, "timerfd_settime": 286, "timerfd_gettime": 287, "accept4": 288, "eventfd2": 290,
+    "epoll_create1": 291, "dup3": 292, "pipe2": 293, "preadv": 295, "pwritev": 296, "recvmmsg": 299,
+    "prlimit64": 302, "sendmmsg": 307, "getcpu": 309, "renameat2": 316, "getrandom": 318,
+    "membarrier": 324, "statx": 332, "rseq": 334, "faccessat2": 439, "epoll_pwait2": 441,
+    # libzmq's I/O thread calls pthread_setschedparam() with unchanged values and aborts on EPERM
+    "sched_setparam": 142, "sched_setscheduler": 144,
+}  # fmt: skip
+NR_IOCTL, NR_SOCKET, NR_CLONE, NR_CLONE3 = 16, 41, 56, 435
+TIOCSTI, TIOCLINUX = 0x5412, 0x541C
+CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
+SOCKET_FAMILIES = (1, 2, 10, 16)  # AF_UNIX, AF_INET, AF_INET6, AF_NETLINK (getaddrinfo)
 AUDIT_ARCH_X86_64 = 0xC000003E
 SECCOMP_SET_MODE_FILTER = 1
-SECCOMP_FILTER_FLAG_SPEC_ALLOW = 1 << 2
-SECCOMP_RET_ALLOW = 0x7FFF0000
-SECCOMP_RET_ERRNO = 0x00050000
-SECCOMP_RET_KILL_PROCESS = 0x80000000
-EPERM = 1
+SECCOMP_FILTER_FLAG_TSYNC, SECCOMP_FILTER_FLAG_SPEC_ALLOW = 1 << 0, 1 << 2
+RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS = 0x7FFF0000, 0x00050000, 0x80000000
+PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
 
 
 @dataclass(frozen=True)
 class Confinement:
-    landlock_abi: int  # 0: not available on this kernel
-    seccomp: bool
+    """What confine() could apply on this kernel (for `sysmonctl status` and the start-up line)."""
+
+    landlock_abi: int = 0  # 0: no Landlock on this kernel
+    landlock_net: bool = False
+    landlock_scoped: bool = False
+    seccomp: bool = False
+    mdwe: bool = False
+
+    def describe(self) -> str:
+        if not self.landlock_abi and not self.seccomp:
+            return "none"
+        parts = [f"landlock ABI {self.landlock_abi}" if self.landlock_abi else "no landlock"]
+        parts += [name for name, on in (("tcp ports", self.landlock_net), ("scoped", self.landlock_scoped),
+                                        ("seccomp", self.seccomp), ("mdwe", self.mdwe)) if on]  # fmt: skip
+        return ", ".join(parts)
 
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
-def _bpf(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
-    return struct.pack("<HBBI", code, jt, jf, k)
-
-
-def seccomp_program(allowed: frozenset[int] = ALLOWED_SYSCALLS) -> bytes:
-    """Classic BPF: wrong arch -> kill; x32 or unknown call -> EPERM; allowed call -> allow."""
-    ld_w_abs, jeq_k, jge_k, ret_k = 0x20, 0x15, 0x35, 0x06
-    nrs = sorted(allowed)
-    prog = [
-        _bpf(ld_w_abs, 4),  # seccomp_data.arch
-        _bpf(jeq_k, AUDIT_ARCH_X86_64, 1, 0),
-        _bpf(ret_k, SECCOMP_RET_KILL_PROCESS),
-        _bpf(ld_w_abs, 0),  # seccomp_data.nr
-        _bpf(jge_k, 0x40000000, len(nrs) + 1, 0),  # x32 ABI -> EPERM
-    ]
-    for i, nr in enumerate(nrs):
-        prog.append(_bpf(jeq_k, nr, len(nrs) - i, 0))  # -> the ALLOW at the end
-    prog.append(_bpf(ret_k, SECCOMP_RET_ERRNO | EPERM))
-    prog.append(_bpf(ret_k, SECCOMP_RET_ALLOW))
-    return b"".join(prog)
-
-
+# -- Landlock ---------------------------------------------------------------------------------------
 def landlock_abi() -> int:
+    """The kernel's Landlock ABI version; 0 if Landlock is missing or disabled."""
     abi = _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, 0, LANDLOCK_CREATE_RULESET_VERSION)
     return max(abi, 0)
 
 
-def _add_rule(ruleset: int, path: str, access: int) -> None:
+def _add_path(ruleset: int, path: str, access: int) -> None:
     try:
         fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
     except OSError:
         return  # a path that does not exist needs no rule
     try:
         if not os.path.isdir(path):
-            access &= READ_FILE | WRITE_FILE | EXECUTE | TRUNCATE  # only file rights apply to a file
-        attr = struct.pack("<Qi", access, fd)
+            access &= FILE_RIGHTS
+        if not access:
+            return
+        attr = struct.pack("<Qi", access, fd)  # struct landlock_path_beneath_attr (packed)
         if _libc.syscall(SYS_LANDLOCK_ADD_RULE, ruleset, LANDLOCK_RULE_PATH_BENEATH, attr, 0) != 0:
             raise OSError(ctypes.get_errno(), f"landlock_add_rule({path})")
     finally:
         os.close(fd)
 
 
+def _add_port(ruleset: int, port: int, access: int) -> None:
+    attr = struct.pack("<QQ", access, port)  # struct landlock_net_port_attr
+    if _libc.syscall(SYS_LANDLOCK_ADD_RULE, ruleset, LANDLOCK_RULE_NET_PORT, attr, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"landlock_add_rule(port {port})")
+
+
 def python_paths() -> list[str]:
     """What imports may still read: the interpreter's trees and everything on sys.path."""
-    paths = {
-        sys.prefix,
-        sys.base_prefix,
-        sys.exec_prefix,
-        "/usr/lib",
-        "/usr/local/lib",
-        "/usr/share/zoneinfo",
-    }
-    paths.update(p for p in sys.path if p)
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    paths.update(os.path.abspath(p) for p in sys.path if p)
     return sorted(paths)
 
 
-def apply_landlock(readable: list[str], writable: list[str]) -> int:
+def apply_landlock(
+    readable: Iterable[str], writable: Iterable[str], tcp_ports: Iterable[int] = ()
+) -> Confinement:
     abi = landlock_abi()
     if abi == 0:
-        return 0
-    handled = HANDLED_BY_ABI.get(abi, HANDLED_LATEST)
-    attr = struct.pack("<Q", handled)
+        return Confinement()
+    fs = FS_BY_ABI.get(abi, FS_LATEST)
+    net = NET_BIND_TCP | NET_CONNECT_TCP if abi >= 4 else 0
+    scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0
+    attr = struct.pack("<QQQ", fs, net, scoped)[: 8 if abi < 4 else 16 if abi < 6 else 24]
     ruleset = _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, attr, len(attr), 0)
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
     try:
-        for p in [*python_paths(), "/etc", "/proc/self", "/dev/null", "/dev/urandom", *readable]:
-            _add_rule(ruleset, p, READ & handled)
+        for p in [*python_paths(), *SYSTEM_READ, *ETC_FILES, f"/proc/{os.getpid()}", *readable]:
+            _add_path(ruleset, p, READ & fs)
         for p in writable:
-            target = p if os.path.isdir(p) else os.path.dirname(p) or "."
-            _add_rule(ruleset, target, WRITE & handled)
+            _add_path(ruleset, p if os.path.isdir(p) else os.path.dirname(p) or ".", WRITE & fs)
+        if net:
+            for port in sorted(set(tcp_ports)):
+                _add_port(ruleset, port, NET_CONNECT_TCP)
         if _libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
             raise OSError(ctypes.get_errno(), "landlock_restrict_self")
     finally:
         os.close(ruleset)
-    return abi
+    return Confinement(landlock_abi=abi, landlock_net=bool(net), landlock_scoped=bool(scoped))
 
 
-def apply_seccomp() -> None:
+# -- seccomp ----------------------------------------------------------------------------------------
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+    return struct.pack("<HBBI", code, jt, jf, k)
+
+
+LD_W_ABS, JEQ_K, JSET_K, RET_K = 0x20, 0x15, 0x45, 0x06
+OFF_NR, OFF_ARCH, OFF_ARG0, OFF_ARG1 = 0, 4, 16, 24  # struct seccomp_data (low 32 bits of args)
+
+
+def _one_of(offset: int, values: tuple[int, ...], action_if: int, otherwise: int) -> list[bytes]:
+    """Load one argument; return action_if if it equals one of values, else otherwise."""
+    n = len(values)
+    block = [_ins(LD_W_ABS, offset)]
+    block += [_ins(JEQ_K, v, n - i, 0) for i, v in enumerate(values)]  # -> the action_if return
+    return [*block, _ins(RET_K, otherwise), _ins(RET_K, action_if)]
+
+
+def _syscall_block(nr: int, body: list[bytes]) -> list[bytes]:
+    """`if nr == this: body` (body ends in returns); otherwise fall through to the next block."""
+    return [_ins(JEQ_K, nr, 0, len(body)), *body]
+
+
+def seccomp_program(allowed: dict[str, int] = ALLOWED) -> bytes:
+    """Classic BPF. Only short forward jumps (each block skips itself), so the list can grow freely;
+    the kernel caches the verdict of argument-free allowed calls, so the length costs nothing there."""
+    eperm, allow = RET_ERRNO | errno.EPERM, RET_ALLOW
+    prog = [
+        _ins(LD_W_ABS, OFF_ARCH),
+        _ins(JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+        _ins(RET_K, RET_KILL_PROCESS),  # another ABI's numbers would mean other calls
+        _ins(LD_W_ABS, OFF_NR),
+        _ins(JSET_K, 0x40000000, 0, 1),  # x32 calls
+        _ins(RET_K, eperm),
+    ]
+    prog += _syscall_block(NR_CLONE3, [_ins(RET_K, RET_ERRNO | errno.ENOSYS)])
+    no_ns = [_ins(LD_W_ABS, OFF_ARG0), _ins(JSET_K, CLONE_NAMESPACES, 0, 1), _ins(RET_K, eperm)]
+    prog += _syscall_block(NR_CLONE, [*no_ns, _ins(RET_K, allow)])
+    prog += _syscall_block(
+        NR_SOCKET, _one_of(OFF_ARG0, SOCKET_FAMILIES, allow, RET_ERRNO | errno.EAFNOSUPPORT)
+    )
+    prog += _syscall_block(NR_IOCTL, _one_of(OFF_ARG1, (TIOCSTI, TIOCLINUX), eperm, allow))
+    for nr in sorted(allowed.values()):
+        prog += _syscall_block(nr, [_ins(RET_K, allow)])
+    prog.append(_ins(RET_K, eperm))
+    return b"".join(prog)
+
+
+def apply_seccomp() -> bool:
+    if platform.machine() != "x86_64":
+        return False  # the allow-list is in x86_64 numbers
     prog = seccomp_program()
-    buf = ctypes.create_string_buffer(prog)
+    buf = ctypes.create_string_buffer(prog, len(prog))
     fprog = _SockFprog(len(prog) // 8, ctypes.addressof(buf))
-    if (
-        _libc.syscall(
-            SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW, ctypes.byref(fprog)
-        )
-        != 0
-    ):
+    flags = SECCOMP_FILTER_FLAG_TSYNC | SECCOMP_FILTER_FLAG_SPEC_ALLOW
+    if _libc.syscall(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(fprog)) != 0:
         raise OSError(ctypes.get_errno(), "seccomp(SET_MODE_FILTER)")
+    return True
 
 
-def confine(readable: list[str], writable: list[str]) -> Confinement:
-    """Landlock then seccomp, for good (no_new_privs must already be set)."""
-    abi = apply_landlock(readable, writable)
-    apply_seccomp()
-    return Confinement(abi, True)
+def apply_mdwe() -> bool:
+    """No page may become executable once writable (systemd's MemoryDenyWriteExecute)."""
+    if _libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) == 0:
+        return True
+    if ctypes.get_errno() == errno.EINVAL:
+        return False  # kernel < 6.3
+    raise OSError(ctypes.get_errno(), "prctl(PR_SET_MDWE)")
+
+
+# -- together ---------------------------------------------------------------------------------------
+def thread_count() -> int:
+    return len(os.listdir(f"/proc/{os.getpid()}/task"))
+
+
+def confine(readable: Iterable[str], writable: Iterable[str], tcp_ports: Iterable[int] = ()) -> Confinement:
+    """Landlock, MDWE, then seccomp, for good. no_new_privs must already be set, and the process
+    must still be single-threaded: Landlock binds only the calling thread."""
+    if thread_count() != 1:
+        raise RuntimeError("confine() must run before any thread starts (ZeroMQ, control)")
+    c = apply_landlock(readable, writable, tcp_ports)
+    mdwe = apply_mdwe()
+    return Confinement(c.landlock_abi, c.landlock_net, c.landlock_scoped, apply_seccomp(), mdwe)
+
+
+def selftest(state_dir: str) -> dict[str, str]:
+    """Try what the sandbox must forbid and what it must allow; 'ok' or the errno name for each.
+    Used by the hidden `selftest` control request and the tests; harmless when unconfined
+    (the file is removed, the program run is /bin/true)."""
+
+    def attempt(f: object) -> str:
+        try:
+            f()  # type: ignore[operator]
+            return "ok"
+        except OSError as e:
+            return errno.errorcode.get(e.errno or 0, str(e.errno))
+
+    def write_in(directory: str) -> None:
+        fd, path = tempfile.mkstemp(prefix=".sysmon-selftest-", dir=directory)
+        os.close(fd)
+        os.unlink(path)
+
+    def spawn() -> None:
+        pid = os.posix_spawn("/bin/true", ["true"], {})
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+    return {
+        "write_state": attempt(lambda: write_in(state_dir)),
+        "write_outside": attempt(lambda: write_in("/tmp")),
+        "exec": attempt(spawn),
+        "list_etc": attempt(lambda: os.listdir("/etc")),
+    }

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import Iterator
 from typing import Any
 
-# filterd's default (systemd unit's RuntimeDirectory), then the `sysmon` supervisor's
+# filterd's default (the systemd unit's RuntimeDirectory), then the `sysmon` supervisor's
 CANDIDATES = ("/run/sysmon-filterd/control.sock", "/run/sysmon/filterd.ctl")
 
 
 class ControlError(Exception):
     pass
-
-
-def find_socket(path: str | None) -> str:
-    if path:
-        return path
-    for p in CANDIDATES:
-        if os.path.exists(p):
-            return p
-    raise ControlError("filterd is not running (no control socket in " + ", ".join(CANDIDATES) + ")")
 
 
 def _connect(path: str, timeout: float | None) -> socket.socket:
@@ -36,20 +26,41 @@ def _connect(path: str, timeout: float | None) -> socket.socket:
     return s
 
 
-def request(path: str, cmd: str, timeout: float = 35.0) -> dict[str, Any]:
-    with _connect(path, timeout) as s:
+def connect(path: str | None, timeout: float | None) -> socket.socket:
+    """The given socket, or the first of CANDIDATES a filterd answers on (a stopped filterd
+    may leave its socket behind)."""
+    if path:
+        return _connect(path, timeout)
+    errors = []
+    for p in CANDIDATES:
+        try:
+            return _connect(p, timeout)
+        except ControlError as e:
+            errors.append(str(e))
+    raise ControlError("filterd is not running? " + "; ".join(errors))
+
+
+def request(path: str | None, cmd: str, timeout: float = 60.0) -> dict[str, Any]:
+    """One request, one reply (a dict with "ok")."""
+    with connect(path, timeout) as s:
         s.sendall(json.dumps({"cmd": cmd}).encode() + b"\n")
-        line = s.makefile("rb").readline()
+        try:
+            line = s.makefile("rb").readline()
+        except TimeoutError:
+            raise ControlError(f"filterd did not answer {cmd!r} within {timeout:.0f} s") from None
+        except OSError as e:
+            raise ControlError(f"filterd dropped the connection: {e.strerror}") from None
     if not line:
         raise ControlError("filterd closed the connection without an answer")
     return json.loads(line)
 
 
-def tail(path: str) -> Iterator[str]:
-    """Each event's XML as filterd writes it, until interrupted."""
-    with _connect(path, None) as s:
+def tail(path: str | None) -> Iterator[dict[str, Any]]:
+    """filterd's event stream: {"xml": ...} per written event, {"dropped": n} when we fell behind."""
+    with connect(path, None) as s:
         s.sendall(b'{"cmd": "tail"}\n')
         for line in s.makefile("rb"):
-            text = line.decode("utf-8", "replace").rstrip("\n")
-            if text:
-                yield text
+            msg = json.loads(line)
+            if msg.get("ok") is False:
+                raise ControlError(f"filterd refused: {msg.get('error')}")
+            yield msg

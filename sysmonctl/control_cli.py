@@ -1,7 +1,8 @@
 """`sysmonctl reload | status | stats | tail`: the running filterd, seen and steered from outside.
 
-`tail` prints one readable line per event (like upstream's sysmonLogView), filtered by event id
-(`-e 1,3`) and field values (`-f Image=/usr/bin/bash`, substring match), or the raw XML (`--xml`).
+All of them go through filterd's control socket (root and the sysmon group only); what filterd
+knows of the collectors comes from their host contexts, so `status` and `stats` cover both
+daemons without touching the root side. `tail` lives in tail.py.
 """
 
 from __future__ import annotations
@@ -11,116 +12,128 @@ import json
 import sys
 from typing import Any
 
-from lxml import etree
+from shared.records import BY_KIND
 
-from .client import find_socket, request, tail
+from . import tail as tail_mod
+from .client import request
 
 
-def _print_kv(title: str, items: dict[str, Any], indent: str = "  ") -> None:
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return (f"{d}d " if d else "") + f"{h:02d}:{m:02d}:{s:02d}"
+
+
+def _print_kv(title: str, items: dict[str, Any]) -> None:
     print(title)
     for k, v in items.items():
-        print(f"{indent}{k:<22} {v}")
+        print(f"  {k:<16} {v}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    r = request(find_socket(args.control), "status")
+    r = request(args.control, "status")
+    if args.json:
+        print(json.dumps(r, indent=2, sort_keys=True))
+        return 0
     f = r["filterd"]
     _print_kv(
         "filterd",
         {
             "version": f["version"],
             "pid": f["pid"],
-            "uid": f["uid"],
-            "uptime": f"{f['uptime_s']} s",
+            "user": f"uid {f['uid']}",
+            "uptime": _duration(f["uptime_s"]),
             "config": f["config"],
             "config file": f["config_file"],
             "config hash": f["config_hash"] or "-",
             "endpoints": ", ".join(f["endpoints"]),
+            "control socket": f.get("control_socket", "-"),
+            "sandbox": f.get("sandbox", "-"),
         },
     )
     for origin, c in r["collectors"].items():
         _print_kv(
-            f"collector {c['hostname']} ({origin})",
-            {"version": c["version"], "pid": c["pid"], "uptime": f"{c['uptime_s']} s"},
+            f"collector on {c['hostname']} (origin {origin})",
+            {"version": c["version"], "pid": c["pid"], "uptime": _duration(c["uptime_s"])},
         )
     if not r["collectors"]:
-        print("collector: no host context received yet")
+        print("collector: no host context received yet (is sysmon-collector running?)")
     return 0
 
 
-def _sum(d: dict[str, int] | None) -> int:
-    return sum((d or {}).values())
+def _kind_name(k: str) -> str:
+    kind = BY_KIND.get(int(k))
+    return kind.name if kind else f"kind {k}"
+
+
+def stats_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The per-hop counters in the order an event meets them: kernel, collector, filterd, sinks."""
+    rows: list[tuple[str, Any]] = []
+    for origin, c in r["collectors"].items():
+        rows.append((f"collector on {c.get('hostname', '-')} ({origin})", ""))
+        emitted, dropped = c.get("kernel_emitted", {}), c.get("kernel_dropped", {})
+        for k in sorted({*emitted, *dropped}, key=int):
+            if emitted.get(k) or dropped.get(k):
+                name = _kind_name(k)
+                rows.append((f"  kernel emitted {name}", emitted.get(k, 0)))
+                rows.append((f"  kernel dropped {name}", dropped.get(k, 0)))
+        pub = c.get("published", {})
+        rows += [
+            ("  ring buffer records read", c.get("ring_records", 0)),
+            ("  published batches", pub.get("batches", 0)),
+            ("  published records", pub.get("records", 0)),
+            ("  publish hwm drops (batches)", pub.get("hwm_drops", 0)),
+            ("  publish dropped records", pub.get("records_dropped", 0)),
+            ("  hash failures", c.get("hash_failures", 0)),
+        ]
+        remote = {k.removeprefix("remote_"): v for k, v in pub.items() if k.startswith("remote_")}
+        rows += [(f"  remote {k}", v) for k, v in remote.items()]
+    f = r["filterd"]
+    rows.append(("filterd", ""))
+    for key, label in (
+        ("batches", "batches received"),
+        ("gap_batches", "batches lost (sequence gaps)"),
+        ("kernel_dropped", "kernel drops reported"),
+        ("decoded", "records decoded"),
+        ("included", "events included"),
+        ("excluded", "events excluded"),
+        ("written", "events written"),
+    ):
+        rows.append((f"  {label}", f.get(key, 0)))
+    shown = {"batches", "gap_batches", "kernel_dropped", "decoded", "included", "excluded", "written"}
+    rows += [(f"  {k}", v) for k, v in sorted(f.items()) if k not in shown and v]  # errors and rarities
+    for name, s in r["sinks"].items():
+        rows += [(f"  sink {name} sent", s["sent"]), (f"  sink {name} dropped", s["dropped"])]
+    if r.get("tail", {}).get("clients"):
+        t = r["tail"]
+        rows.append((f"  tail ({t['clients']} clients) sent / dropped", f"{t['sent']} / {t['dropped']}"))
+    return rows
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    r = request(find_socket(args.control), "stats")
+    r = request(args.control, "stats")
     if args.json:
         print(json.dumps(r, indent=2, sort_keys=True))
         return 0
-    f = r["filterd"]
-    rows = []
-    for origin, c in r["collectors"].items():
-        pub = c.get("published", {})
-        rows += [
-            (f"kernel emitted [{origin[:8]}]", _sum(c.get("kernel_emitted"))),
-            (f"kernel dropped [{origin[:8]}]", _sum(c.get("kernel_dropped"))),
-            (f"collector published [{origin[:8]}]", pub.get("records", 0)),
-            (f"collector send drops [{origin[:8]}]", pub.get("records_dropped", 0)),
-        ]
-    rows += [
-        ("filterd batches received", f.get("batches", 0)),
-        ("filterd batch gaps", f.get("gap_batches", 0)),
-        ("filterd records decoded", f.get("decoded", 0)),
-        ("filterd malformed", f.get("MalformedFrame", 0)),
-        ("events included", f.get("included", 0)),
-        ("events excluded", f.get("excluded", 0)),
-        ("events written", f.get("written", 0)),
-    ]
-    rows += [
-        (f"sink {name} sent / dropped", f"{s['sent']} / {s['dropped']}") for name, s in r["sinks"].items()
-    ]
+    rows = stats_rows(r)
     w = max(len(k) for k, _ in rows)
     for k, v in rows:
-        print(f"{k:<{w}}  {v:>12}")
+        print(f"{k:<{w}}  {v:>12}" if v != "" else k)
     if r["rule_hits"]:
-        print("\nrule hits")
-        for name, n in sorted(r["rule_hits"].items(), key=lambda kv: -kv[1]):
-            print(f"  {n:>10}  {name}")
+        print("rule hits (events included, by RuleName)")
+        for name, n in sorted(r["rule_hits"].items(), key=lambda kv: (-kv[1], kv[0])):
+            print(f"  {n:>12}  {name}")
     return 0
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    r = request(find_socket(args.control), "reload")
+    r = request(args.control, "reload")
     if not r.get("ok"):
-        print(f"reload rejected, the running config is kept: {r.get('error')}", file=sys.stderr)
+        print(f"sysmonctl: reload rejected, the running config is kept: {r.get('error')}", file=sys.stderr)
         return 1
     print(f"reloaded {r['config']}: {r['hash'] or '-'}")
-    return 0
-
-
-def event_line(xml: str) -> tuple[int, dict[str, str], str]:
-    root = etree.fromstring(xml.encode("utf-8", "surrogateescape"))
-    eid = int(root.findtext("System/EventID"))
-    data = {d.get("Name"): d.text or "" for d in root.find("EventData")}
-    rid = root.findtext("System/EventRecordID")
-    skip = {"RuleName", "UtcTime", "FileVersion", "Description", "Product", "Company", "OriginalFileName"}
-    shown = " ".join(f"{k}={v}" for k, v in data.items() if k not in skip and v != "-")
-    return eid, data, f"{data.get('UtcTime', '')} #{rid} [{eid}] {shown}"
-
-
-def cmd_tail(args: argparse.Namespace) -> int:
-    ids = {int(x) for x in args.e.split(",")} if args.e else None
-    filters = [f.split("=", 1) for f in args.f]
-    try:
-        for xml in tail(find_socket(args.control)):
-            eid, data, line = event_line(xml)
-            if ids is not None and eid not in ids:
-                continue
-            if any(v.lower() not in data.get(k, "").lower() for k, v in filters):
-                continue
-            print(xml if args.xml else line, flush=True)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -129,17 +142,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--control", help="filterd's control socket (default: found in /run)")
         return p
 
-    common(
-        sub.add_parser("status", help="both daemons: versions, pids, uptime, config, endpoints")
-    ).set_defaults(func=cmd_status)
+    p = common(sub.add_parser("status", help="both daemons: versions, pids, uptime, config, endpoints"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
     p = common(sub.add_parser("stats", help="per-hop counters and per-rule hit counts"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_stats)
-    common(sub.add_parser("reload", help="re-read the config (filterd only; validated first)")).set_defaults(
-        func=cmd_reload
-    )
-    p = common(sub.add_parser("tail", help="follow events live"))
-    p.add_argument("-e", help="event ids, e.g. 1,3")
-    p.add_argument("-f", action="append", default=[], metavar="FIELD=VALUE", help="field contains value")
-    p.add_argument("--xml", action="store_true", help="raw XML lines")
-    p.set_defaults(func=cmd_tail)
+    p = common(sub.add_parser("reload", help="re-read the config (filterd only; validated first)"))
+    p.set_defaults(func=cmd_reload)
+    common(tail_mod.add_parser(sub))

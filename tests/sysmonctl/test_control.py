@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -57,9 +58,13 @@ def mon() -> Iterator[Monitor]:
 def test_status(mon: Monitor) -> None:
     r = sysmonctl("status", "--control", mon.control)
     assert r.returncode == 0, r.stderr
-    assert f"pid                    {mon.filterd.pid}" in r.stdout
-    assert f"pid                    {mon.collector.pid}" in r.stdout
-    assert "config hash            SHA256=" in r.stdout
+    pids = [line.split()[1] for line in r.stdout.splitlines() if line.split()[:1] == ["pid"]]
+    assert pids == [str(mon.filterd.pid), str(mon.collector.pid)]
+    assert "config hash      SHA256=" in r.stdout and f"config file      {mon.config}" in r.stdout
+    s = json.loads(sysmonctl("status", "--json", "--control", mon.control).stdout)
+    f, (c,) = s["filterd"], s["collectors"].values()
+    assert f["uid"] != 0 and f["endpoints"] == [mon.endpoint] and f["sandbox"].startswith("landlock ABI")
+    assert c["pid"] == mon.collector.pid and c["version"] != "-" and c["uptime_s"] > 0
 
 
 def test_stats_and_rule_hits(mon: Monitor) -> None:
@@ -68,13 +73,19 @@ def test_stats_and_rule_hits(mon: Monitor) -> None:
     time.sleep(3)
     r = sysmonctl("stats", "--control", mon.control)
     assert r.returncode == 0, r.stderr
-    assert "events written" in r.stdout and "kernel dropped" in r.stdout
+    for label in ("kernel emitted PROCESS_EXEC", "kernel dropped PROCESS_EXEC", "published records",
+                  "batches received", "batches lost", "records decoded", "events included", "events excluded",
+                  "events written", "sink SyslogSink sent"):  # fmt: skip
+        assert label in r.stdout, r.stdout
     hits = {
         line.split()[-1]: int(line.split()[0])
-        for line in r.stdout.split("rule hits", 1)[1].splitlines()
+        for line in r.stdout.split("rule hits", 1)[1].splitlines()[1:]
         if line.strip()
     }
     assert hits["true-runs"] >= 3
+    j = json.loads(sysmonctl("stats", "--json", "--control", mon.control).stdout)
+    assert j["rule_hits"]["true-runs"] >= hits["true-runs"]
+    assert j["filterd"]["written"] >= j["filterd"]["included"] >= 3
 
 
 def test_reload_keeps_the_collector_and_rejects_bad_configs(mon: Monitor) -> None:
@@ -100,25 +111,34 @@ def test_reload_keeps_the_collector_and_rejects_bad_configs(mon: Monitor) -> Non
     assert sysmonctl("reload", "--control", mon.control).returncode == 0
 
 
-def test_tail_follows_events(mon: Monitor) -> None:
+def tail_clients(mon: Monitor) -> int:
+    return json.loads(sysmonctl("stats", "--json", "--control", mon.control).stdout)["tail"].get("clients", 0)
+
+
+def test_tail_follows_events_with_filters(mon: Monitor) -> None:
+    argv = ["tail", "--control", mon.control, "-e", "1", "-f", "Image=*/SLEEP", "-f", "CommandLine=tailed-*"]
     p = subprocess.Popen(
-        [sys.executable, "-m", "sysmonctl", "tail", "--control", mon.control, "-e", "1", "-f", "Image=sleep"],
+        [sys.executable, "-m", "sysmonctl", *argv],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[2],
     )
     try:
-        time.sleep(1.0)
-        marker = f"tailed-{uuid.uuid4().hex[:8]}"
-        subprocess.run([marker, "0.01"], executable="/usr/bin/sleep", check=True)
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            line = p.stdout.readline()
-            if marker in line:
-                assert "[1]" in line and "Image=/usr/bin/sleep" in line
-                break
-        else:
-            raise AssertionError("no tailed event")
+        while tail_clients(mon) != 1:
+            assert time.monotonic() < deadline, "tail never connected"
+            time.sleep(0.2)
+        marker = f"tailed-{uuid.uuid4().hex[:8]}"
+        subprocess.run([marker], executable="/bin/true", check=True)  # filtered out by -f Image
+        subprocess.run(["other", "0.01"], executable="/usr/bin/sleep", check=True)  # by -f CommandLine
+        subprocess.run([marker, "0.01"], executable="/usr/bin/sleep", check=True)
+        line = p.stdout.readline()  # the first line shown must be the one event that passes
+        assert marker in line and "[1 ProcessCreate]" in line and "Image=/usr/bin/sleep" in line, line
     finally:
         p.terminate()
         p.wait()
+    deadline = time.monotonic() + 5
+    while tail_clients(mon):
+        assert time.monotonic() < deadline, "filterd kept a gone tail client"
+        time.sleep(0.2)
+    assert mon.filterd.poll() is None
