@@ -63,6 +63,7 @@ class Pipeline:
         self.stats: Counter[str] = Counter()
         self.markers: dict[str, int] = {}
         self.rule_hits: Counter[str] = Counter()  # RuleName -> events it included
+        self._out: list[str] = []  # rendered events of the batch being processed
         self.local_header = SystemHeader(socket.gethostname(), os.getpid(), os.getpid(), 0)
         self.set_config(config)
 
@@ -80,10 +81,21 @@ class Pipeline:
 
     # -- output ----------------------------------------------------------------------------
     def write(self, event_id: int, values: Sequence[str], header: SystemHeader) -> None:
-        xml = render_event(BY_ID[event_id], values, header, self.record_ids.next())
-        for sink in self.sinks:
-            sink.send(xml)
+        self._out.append(render_event(BY_ID[event_id], values, header, self.record_ids.next()))
         self.stats["written"] += 1
+
+    def flush(self) -> None:
+        """Hand the events of a batch to the sinks together (syslog sends them with sendmmsg)."""
+        out, self._out = self._out, []
+        if not out:
+            return
+        for sink in self.sinks:
+            many = getattr(sink, "send_many", None)
+            if many is not None:
+                many(out)
+            else:
+                for xml in out:
+                    sink.send(xml)
 
     def filtered(self, event_id: int, matcher: Any, values: tuple[str, ...], header: SystemHeader) -> None:
         include, rule_name = matcher.decide(values)
@@ -104,8 +116,9 @@ class Pipeline:
         self.service_event(255, (utc_time(time.time_ns()), "EventsLost", what))
 
     def service_event(self, event_id: int, values: tuple[str, ...]) -> None:
-        """Events 4 and 16: never filtered (upstream bypasses the rules for them)."""
+        """Events 4, 16 and 255: never filtered (upstream bypasses the rules for them)."""
         self.write(event_id, values, self.local_header)
+        self.flush()
 
     # -- input -----------------------------------------------------------------------------
     def host(self, origin: str) -> HostState:
@@ -183,6 +196,7 @@ class Pipeline:
                     self.stats["markers"] += 1
         except FrameError as e:
             self.stats[type(e).__name__] += 1
+        self.flush()
 
     def on_exec(self, h: HostState, v: tuple, strings: tuple[bytes, ...], header: SystemHeader) -> None:
         proc = process_create.cache_process(h, v, strings)

@@ -342,3 +342,24 @@ def test_stdout_sink_broken_stream_counts() -> None:
     sink.send("x")
     sink.close()
     assert (sink.sent, sink.dropped) == (0, 1)
+
+
+def test_send_many_is_one_datagram_per_event(tmp_path: Path) -> None:
+    """send_many() batches the system call, not the messages: each event is its own datagram."""
+    import socket as _socket
+
+    from filterd.sink.syslog import SyslogSink as _Sink
+
+    path = str(tmp_path / "log")
+    srv = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+    srv.bind(path)
+    srv.settimeout(2)
+    sink = _Sink(path)
+    events = [f"<Event>{i}</Event>" for i in range(300)]
+    sink.send_many(events)
+    got = [srv.recv(4096).decode() for _ in events]
+    assert [g.split(": ", 1)[1] for g in got] == events
+    assert all(g.startswith("<14>") for g in got)
+    assert sink.sent == 300 and sink.dropped == 0
+    sink.close()
+    srv.close()
