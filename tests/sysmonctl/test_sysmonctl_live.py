@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -94,7 +95,9 @@ def test_reload_keeps_the_collector_and_rejects_bad_configs(mon: Monitor) -> Non
     cfg.write_text(ONLY_SLEEP)
     r = sysmonctl("reload", "--control", mon.control)
     assert r.returncode == 0, r.stderr
-    assert "SHA256=" in r.stdout
+    digest = hashlib.sha256(ONLY_SLEEP.encode()).hexdigest().upper()
+    assert f"SHA256={digest}" in r.stdout.upper()  # the hash of the very bytes now in force
+    mon.wait_events(lambda ls: any("<EventID>16<" in x and digest in x.upper() for x in ls))  # event 16
     cfg.write_text(
         "<Sysmon schemaversion='4.90'><EventFiltering><ProcessCreate onmatch='include'>"
         "<Image condition='sounds like'>x</Image></ProcessCreate></EventFiltering></Sysmon>"
