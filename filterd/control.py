@@ -23,6 +23,7 @@ import json
 import os
 import select
 import socket
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -100,6 +101,8 @@ class ControlServer:
         self.path = path
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISSOCK(os.lstat(path).st_mode):  # never remove anything but a stale socket
+                raise FileExistsError(f"{path} exists and is not a socket")
             os.unlink(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         old = os.umask(0o117)  # the socket is born 0660: no window with a wider mode

@@ -169,3 +169,11 @@ def test_stale_socket_is_replaced(tmp_path: Path) -> None:
     finally:
         lp.stop()
     assert not path.exists()
+
+
+def test_refuses_to_replace_anything_but_a_socket(tmp_path: Path) -> None:
+    path = tmp_path / "precious"
+    path.write_text("keep me")
+    with pytest.raises(FileExistsError):
+        ControlServer(str(path), os.getgid(), {}, lambda on: None)
+    assert path.read_text() == "keep me"
