@@ -110,11 +110,6 @@ class Config:
     notes: tuple[Note, ...] = ()  # located diagnostics (warnings and silently ignored content)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
-    @property
-    def schema_version_tuple(self) -> tuple[int, int]:
-        major, minor = self.schema_version.split(".")
-        return int(major), int(minor)
-
     def rules_for(self, event_id: int) -> tuple[EventRule, ...]:
         """Event elements that apply to `event_id` (all elements of its tag), blob order."""
         tag = schema.BY_ID[event_id].rule_tag
