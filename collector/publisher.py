@@ -135,6 +135,8 @@ class Publisher:
         self.ctx = zmq.Context.instance()
         self.seq = 0
         self.kernel_drops = 0  # ring-buffer drops so far, carried in every batch
+        self.epoch = 0  # stream identity (shared/envelope.py)
+        self.first_record = 0  # records sent before the next batch
         self.subscriptions: Counter[bytes] = Counter()
         self.stats: Counter[str] = Counter()
         local = [ep for ep in endpoints if not is_remote(ep)]
@@ -278,7 +280,8 @@ class Publisher:
         return sent
 
     def publish_records(self, blob: bytes, count: int) -> None:
-        body = envelope.pack_batch(self.origin, self.seq, blob, self.kernel_drops)
+        body = envelope.pack_batch(self.origin, self.seq, blob, self.kernel_drops, self.epoch, self.first_record)
+        self.first_record += count
         self.seq += 1
         if self._send(envelope.TOPIC_RECORDS, body, count):
             self.stats["batches"] += 1

@@ -137,7 +137,9 @@ class Pipeline:
         for blob in parked:
             self.records(h, blob)
 
-    def on_batch(self, origin: str, seq: int, blob: bytes, kernel_drops: int = 0) -> None:
+    def on_batch(
+        self, origin: str, seq: int, blob: bytes, kernel_drops: int = 0, epoch: int = 0, first_record: int = 0
+    ) -> None:
         h = self.host(origin)
         self.stats["batches"] += 1
         if kernel_drops > h.kernel_drops:

@@ -179,7 +179,7 @@ class Receiver:
         try:
             if topic == envelope.TOPIC_RECORDS:
                 b = envelope.unpack_batch(body)
-                self.pipeline.on_batch(b.origin, b.seq, b.records, b.kernel_drops)
+                self.pipeline.on_batch(b.origin, b.seq, b.records, b.kernel_drops, b.epoch, b.first_record)
             elif topic == envelope.TOPIC_HOST:
                 m = envelope.unpack_host(body)
                 self.pipeline.on_host(m.origin, m.context)

@@ -2,7 +2,7 @@
 
 Every message is two frames: [topic, msgpack body].
 
-  topic b"rec"    body [WIRE_VERSION, origin, seq, kernel_drops, records]
+  topic b"rec"    body [WIRE_VERSION, origin, epoch, seq, first_record, kernel_drops, records]
                                                                     records: raw records back to back;
                                                                     kernel_drops: ring-buffer drops so far
   topic b"host"   body [WIRE_VERSION, origin, context-map]          at start, on change, every heartbeat
@@ -11,9 +11,17 @@ Every message is two frames: [topic, msgpack body].
                                                                     collector what to produce
   topic b"mark/<token>"                                             subscribing asks the collector for a
                                                                     MARKER record after a full drain
+  topic b"ack/<seq>"                                                 a filterd holds one such subscription:
+                                                                    "every batch up to <seq> is written";
+                                                                    the collector keeps later batches and
+                                                                    resends them to a filterd that returns
 
-`origin` is "<machine-id>/<boot-id>"; `seq` counts rec messages per origin from 0, so a gap is
-a loss that filterd counts. Frame errors raise FrameError subclasses; a receiver counts and drops.
+`origin` is "<machine-id>/<boot-id>". A stream is (origin, epoch): `epoch` is fixed while the
+collector's pinned BPF objects live (so it survives a collector restart) and changes when they
+are made anew. `seq` counts rec messages of the stream from 0 and `first_record` counts the
+records sent before this batch, so a gap says exactly how many records were lost, and a batch
+seen twice (a resend after a filterd restart) is recognised. Frame errors raise FrameError
+subclasses; a receiver counts and drops.
 """
 
 from __future__ import annotations
@@ -30,11 +38,14 @@ TOPIC_HOST = b"host"
 WANT_KIND = b"want/k/"
 WANT_HASH = b"want/h/"
 MARK = b"mark/"
+ACK = b"ack/"
 
 
 class Batch(NamedTuple):
     origin: str
+    epoch: int
     seq: int
+    first_record: int
     kernel_drops: int
     records: bytes
 
@@ -44,8 +55,12 @@ class HostMessage(NamedTuple):
     context: dict[str, Any]
 
 
-def pack_batch(origin: str, seq: int, records: bytes, kernel_drops: int = 0) -> bytes:
-    return msgpack.packb((WIRE_VERSION, origin, seq, kernel_drops, records), use_bin_type=True)
+def pack_batch(
+    origin: str, seq: int, records: bytes, kernel_drops: int = 0, epoch: int = 0, first_record: int = 0
+) -> bytes:
+    return msgpack.packb(
+        (WIRE_VERSION, origin, epoch, seq, first_record, kernel_drops, records), use_bin_type=True
+    )
 
 
 def pack_host(origin: str, context: dict[str, Any]) -> bytes:
@@ -66,11 +81,19 @@ def _unpack(body: bytes, n: int) -> list[Any]:
     return obj
 
 
+def _counter(v: Any) -> bool:
+    return type(v) is int and 0 <= v < 1 << 64
+
+
 def unpack_batch(body: bytes) -> Batch:
-    _, origin, seq, drops, records = _unpack(body, 5)
-    if not isinstance(seq, int) or not isinstance(drops, int) or not isinstance(records, bytes):
-        raise MalformedFrame("bad seq, drop counter or records")
-    return Batch(origin, seq, drops, records)
+    _, origin, epoch, seq, first, drops, records = _unpack(body, 7)
+    if not all(_counter(v) for v in (epoch, seq, first, drops)) or not isinstance(records, bytes):
+        raise MalformedFrame("bad epoch, seq, record count, drop counter or records")
+    return Batch(origin, epoch, seq, first, drops, records)
+
+
+def ack_topic(seq: int) -> bytes:
+    return ACK + str(seq).encode()
 
 
 def unpack_host(body: bytes) -> HostMessage:

@@ -14,10 +14,16 @@ from shared.errors import FrameError, MalformedFrame, VersionMismatch
 from shared.version import WIRE_VERSION
 
 
-@given(st.text(max_size=80), st.integers(0, 2**63), st.binary(max_size=2000))
-def test_batch_round_trip(origin: str, seq: int, blob: bytes) -> None:
-    b = envelope.unpack_batch(envelope.pack_batch(origin, seq, blob, 7))
-    assert b == (origin, seq, 7, blob)
+@given(
+    st.text(max_size=80),
+    st.integers(0, 2**64 - 1),
+    st.binary(max_size=2000),
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 2**64 - 1),
+)
+def test_batch_round_trip(origin: str, seq: int, blob: bytes, epoch: int, first: int) -> None:
+    b = envelope.unpack_batch(envelope.pack_batch(origin, seq, blob, 7, epoch, first))
+    assert b == (origin, epoch, seq, first, 7, blob)
 
 
 def test_host_round_trip() -> None:
@@ -34,10 +40,12 @@ def test_host_round_trip() -> None:
         b"garbage",
         msgpack.packb([WIRE_VERSION]),
         msgpack.packb({"a": 1}),
-        msgpack.packb([WIRE_VERSION, 5, 0, 0, b""]),
-        msgpack.packb([WIRE_VERSION, "o", "x", 0, b""]),
-        msgpack.packb([WIRE_VERSION, "o", 0, "many", b""]),
-        msgpack.packb([WIRE_VERSION, "o", 0, b""]),
+        msgpack.packb([WIRE_VERSION, 5, 0, 0, 0, 0, b""]),
+        msgpack.packb([WIRE_VERSION, "o", 0, "x", 0, 0, b""]),
+        msgpack.packb([WIRE_VERSION, "o", 0, 0, 0, "many", b""]),
+        msgpack.packb([WIRE_VERSION, "o", 0, -1, 0, 0, b""]),
+        msgpack.packb([WIRE_VERSION, "o", 0, 0, True, 0, b""]),
+        msgpack.packb([WIRE_VERSION, "o", 0, 0, b""]),
     ],
 )
 def test_malformed(body: bytes) -> None:
@@ -47,7 +55,7 @@ def test_malformed(body: bytes) -> None:
 
 def test_version_mismatch() -> None:
     with pytest.raises(VersionMismatch):
-        envelope.unpack_batch(msgpack.packb([WIRE_VERSION + 1, "o", 0, 0, b""]))
+        envelope.unpack_batch(msgpack.packb([WIRE_VERSION + 1, "o", 0, 0, 0, 0, b""]))
 
 
 @given(st.binary(max_size=200))
