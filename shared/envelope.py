@@ -11,16 +11,18 @@ Every message is two frames: [topic, msgpack body].
                                                                     collector what to produce
   topic b"mark/<token>"                                             subscribing asks the collector for a
                                                                     MARKER record after a full drain
-  topic b"ack/<seq>"                                                 a filterd holds one such subscription:
-                                                                    "every batch up to <seq> is written";
-                                                                    the collector keeps later batches and
+  topic b"ack/<n>"                                                   a filterd holds one such subscription:
+                                                                    "every record of the stream before
+                                                                    record number <n> is written"; the
+                                                                    collector keeps the later ones and
                                                                     resends them to a filterd that returns
 
 `origin` is "<machine-id>/<boot-id>". A stream is (origin, epoch): `epoch` is fixed while the
 collector's pinned BPF objects live (so it survives a collector restart) and changes when they
 are made anew. `seq` counts rec messages of the stream from 0 and `first_record` counts the
-records sent before this batch, so a gap says exactly how many records were lost, and a batch
-seen twice (a resend after a filterd restart) is recognised. Frame errors raise FrameError
+records sent before this batch, so a gap says exactly how many records were lost, and records
+seen twice (a resend after a restart, possibly cut into other batches) are recognised by number
+and skipped. Frame errors raise FrameError
 subclasses; a receiver counts and drops.
 """
 
@@ -92,8 +94,8 @@ def unpack_batch(body: bytes) -> Batch:
     return Batch(origin, epoch, seq, first, drops, records)
 
 
-def ack_topic(seq: int) -> bytes:
-    return ACK + str(seq).encode()
+def ack_topic(next_record: int) -> bytes:
+    return ACK + str(next_record).encode()
 
 
 def unpack_host(body: bytes) -> HostMessage:
