@@ -21,6 +21,9 @@ _F = {f.name: i for i, f in enumerate(records.DNS_PACKET.all_fields)}
 TIME, PID, UID, PROTO, LENGTH = _F["time_ns"], _F["pid"], _F["uid"], _F["protocol"], _F["length"]
 IPPROTO_TCP = 6
 MAX_NAME_JUMPS = 16
+MAX_NAME_BYTES = 255  # RFC 1035 3.1, wire form
+_HEADER = struct.Struct(">HHHHHH")
+_RR = struct.Struct(">HHIH")
 
 
 class DnsError(ValueError):
@@ -28,60 +31,91 @@ class DnsError(ValueError):
 
 
 def read_name(msg: bytes, pos: int) -> tuple[str, int]:
-    """Domain name at pos (with compression); returns (name, position after it)."""
+    """Domain name at pos (with compression); returns (name, position after it).
+
+    Hostile input is the norm here (any host can send a UDP packet from port 53), so every read
+    is bounded: a label must fit the message, a pointer must point before the run of labels it
+    ends (so no chain of pointers can loop), at most MAX_NAME_JUMPS pointers are followed and a
+    name is at most 255 bytes on the wire. Anything else raises DnsError."""
+    size = len(msg)
     labels: list[str] = []
     end = -1
-    for _ in range(MAX_NAME_JUMPS * 8):
-        if pos >= len(msg):
+    limit = pos  # a pointer must go below the start of the labels being read
+    jumps = wire = 0
+    while True:
+        if pos >= size:
             raise DnsError("name runs past the message")
         n = msg[pos]
         if n == 0:
             pos += 1
             break
         if n & 0xC0 == 0xC0:
-            if pos + 1 >= len(msg):
+            if pos + 1 >= size:
                 raise DnsError("truncated pointer")
+            target = ((n & 0x3F) << 8) | msg[pos + 1]
+            if target >= limit or jumps >= MAX_NAME_JUMPS:
+                raise DnsError("compression pointer loops or points forward")
             if end < 0:
                 end = pos + 2
-            pos = ((n & 0x3F) << 8) | msg[pos + 1]
+            jumps += 1
+            pos = limit = target
             continue
+        if n & 0xC0:
+            raise DnsError("extended label type")
+        wire += n + 1
+        if wire > MAX_NAME_BYTES or pos + 1 + n > size:
+            raise DnsError("label too long or runs past the message")
         labels.append(msg[pos + 1 : pos + 1 + n].decode("ascii", "replace"))
         pos += 1 + n
-    else:
-        raise DnsError("name too long or looping")
     return ".".join(labels), (end if end >= 0 else pos)
 
 
+def _rdata_text(msg: bytes, rtype: int, pos: int, rdlen: int) -> str:
+    rdata = msg[pos : pos + rdlen]
+    if rtype == 1 and rdlen == 4:
+        return f"::ffff:{rdata[0]}.{rdata[1]}.{rdata[2]}.{rdata[3]};"
+    if rtype == 28 and rdlen == 16:
+        return f"{ipaddress.IPv6Address(rdata)};"
+    if rtype in (5, 2, 12):  # CNAME, NS, PTR: a name, which must lie inside the RDATA
+        try:
+            name = read_name(msg[: pos + rdlen], pos)[0]
+        except DnsError:
+            return f"type:  {rtype};"
+        return f"type:  {rtype} {name};"
+    return f"type:  {rtype};"
+
+
 def parse_answer(msg: bytes) -> tuple[str, int, str]:
-    """(query name, rcode, results text) of a DNS response."""
-    if len(msg) < 12:
+    """(query name, rcode, results text) of a DNS response.
+
+    Counts are not trusted: parsing stops at the first record that does not fit (a truncated
+    record, or more records announced than sent) and returns what was read before it. Without
+    a readable first question there is no query name, and DnsError is raised."""
+    size = len(msg)
+    if size < 12:
         raise DnsError("shorter than a header")
-    _, flags, qd, an, _, _ = struct.unpack_from(">HHHHHH", msg)
+    _, flags, qd, an, _, _ = _HEADER.unpack_from(msg)
     rcode = flags & 0xF
-    pos = 12
-    qname = ""
-    for i in range(qd):
-        name, pos = read_name(msg, pos)
-        pos += 4
-        if i == 0:
-            qname = name
-    results = []
-    for _ in range(an):
-        _, pos = read_name(msg, pos)
-        if pos + 10 > len(msg):
-            break
-        rtype, _, _, rdlen = struct.unpack_from(">HHIH", msg, pos)
-        pos += 10
-        rdata = msg[pos : pos + rdlen]
-        if rtype == 1 and rdlen == 4:
-            results.append(f"::ffff:{rdata[0]}.{rdata[1]}.{rdata[2]}.{rdata[3]};")
-        elif rtype == 28 and rdlen == 16:
-            results.append(f"{ipaddress.IPv6Address(rdata)};")
-        elif rtype in (5, 2, 12):  # CNAME, NS, PTR: a name
-            results.append(f"type:  {rtype} {read_name(msg, pos)[0]};")
-        else:
-            results.append(f"type:  {rtype};")
-        pos += rdlen
+    if qd == 0:
+        raise DnsError("no question")
+    qname, pos = read_name(msg, 12)
+    pos += 4
+    results: list[str] = []
+    try:
+        for _ in range(qd - 1):  # further questions (never sent in practice): skipped
+            pos = read_name(msg, pos)[1] + 4
+        for _ in range(an):
+            pos = read_name(msg, pos)[1]
+            if pos + 10 > size:
+                break
+            rtype, _, _, rdlen = _RR.unpack_from(msg, pos)
+            pos += 10
+            if pos + rdlen > size:
+                break  # RDATA cut short
+            results.append(_rdata_text(msg, rtype, pos, rdlen))
+            pos += rdlen
+    except DnsError:
+        pass  # a broken record ends the answer: keep what came before it
     return qname, rcode, "".join(results)
 
 
