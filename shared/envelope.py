@@ -11,11 +11,12 @@ Every message is two frames: [topic, msgpack body].
                                                                     collector what to produce
   topic b"mark/<token>"                                             subscribing asks the collector for a
                                                                     MARKER record after a full drain
-  topic b"ack/<n>"                                                   a filterd holds one such subscription:
-                                                                    "every record of the stream before
+  topic b"ack/<epoch>/<n>"                                           a filterd holds one such subscription:
+                                                                    "every record of stream <epoch> before
                                                                     record number <n> is written"; the
                                                                     collector keeps the later ones and
                                                                     resends them to a filterd that returns
+                                                                    (an ack of another epoch counts as 0)
 
 `origin` is "<machine-id>/<boot-id>". A stream is (origin, epoch): `epoch` is fixed while the
 collector's pinned BPF objects live (so it survives a collector restart) and changes when they
@@ -94,8 +95,8 @@ def unpack_batch(body: bytes) -> Batch:
     return Batch(origin, epoch, seq, first, drops, records)
 
 
-def ack_topic(next_record: int) -> bytes:
-    return ACK + str(next_record).encode()
+def ack_topic(epoch: int, next_record: int) -> bytes:
+    return b"%s%d/%d" % (ACK, epoch, next_record)
 
 
 def unpack_host(body: bytes) -> HostMessage:
