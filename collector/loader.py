@@ -1,22 +1,36 @@
-"""Compile and load the BPF programs with bcc, fill the offsets map, switch kinds on and off.
+"""Compile and load the BPF programs with bcc, fill the offsets map, pin everything: then exit.
+
+Run as its own short-lived process (`python -m collector.loader --pin-dir DIR`), started by the
+collector when no pins of the current build exist. bcc brings clang and LLVM (well over 100 MB
+resident, most of it never returned to the system); doing it in a child keeps the collector
+that runs for months at the size of a small Python process, and a collector restart with the
+pins in place takes no compile at all.
 
 Sources are bpf/include/common.h followed by every file in probes.PROBES, compiled as one
 module so they share the ring buffer and maps. common.h is prepended as text, not #included:
 bcc only rewrites map calls (`events.ringbuf_output(...)`) in the main file, and a helper in a
 header that touches a map would compile into an invalid indirect call.
+
+Pins are made in a fresh directory beside the target and renamed into place, so a collector
+never sees half a set. bcc attaches every program on load; those attachments end with this
+process, and the collector attaches through links of its own (collector/programs.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
+import hashlib
 import os
+import sys
+import time
 from pathlib import Path
 
-from shared import records
-
+from . import __version__
 from .btf import pack_offsets, resolve_offsets
-from .errors import LoadError
-from .probes import HOOKS, PROBES, Hook
+from .errors import CollectorError, LoadError
+from .pins import EPOCH, PINNED_MAPS, RING_BYTES, STAMP, PinDir, ensure_bpffs, remove_tree
+from .probes import HOOKS, PROBES
 
 BPF_DIR = Path(os.environ.get("SYSMON_BPF_DIR", Path(__file__).resolve().parents[1] / "bpf"))
 RINGBUF_PAGES = 2048  # 8 MiB
@@ -28,66 +42,82 @@ def build_source() -> str:
     return "\n".join(parts)
 
 
-class Programs:
-    """The loaded BPF module and the handles the collector needs from it."""
+def cflags(ring_pages: int) -> list[str]:
+    return [
+        f"-I{BPF_DIR / 'include'}",
+        f"-DRINGBUF_PAGES={ring_pages}",
+        "-Wno-unused-value",
+        "-Wno-ignored-attributes",
+    ]
 
-    def __init__(self, btf_path: str | None = None) -> None:
-        offsets = resolve_offsets(btf_path)
-        try:
-            from bcc import BPF  # Debian's python3-bpfcc, through --system-site-packages
-        except ImportError as e:
-            raise LoadError("bcc is missing: install Debian's python3-bpfcc") from e
-        cflags = [
-            f"-I{BPF_DIR / 'include'}",
-            f"-DRINGBUF_PAGES={RINGBUF_PAGES}",
-            "-Wno-unused-value",
-            "-Wno-ignored-attributes",
-        ]
-        try:
-            self.bpf = BPF(text=build_source(), cflags=cflags)
-        except Exception as e:
-            raise LoadError(f"BPF programs failed to load: {e}") from e
-        table = self.bpf["offsets_map"]
-        table[ctypes.c_int(0)] = table.Leaf.from_buffer_copy(pack_offsets(offsets))
-        self.ring_fd: int = self.bpf["events"].map_fd
-        self.ring_size = RINGBUF_PAGES * 4096
-        self._enabled = self.bpf["enabled"]
-        self.enabled_kinds: frozenset[int] = frozenset()
-        self.attached: set[Hook] = set(HOOKS)  # bcc attached every program on load
-        self._attach_for(frozenset())
-        # Compiling left ~20 MB of freed LLVM heap; give it back before the long run.
-        ctypes.CDLL(None).malloc_trim(0)
 
-    def _attach_for(self, kinds: frozenset[int]) -> None:
-        """Attach exactly the hooks that feed a wanted kind (attach first, so no gap)."""
-        wanted = {h for h in HOOKS if set(h.kinds) & kinds}
-        for h in wanted - self.attached:
-            if h.raw:
-                self.bpf.attach_raw_tracepoint(tp=h.tracepoint.encode(), fn_name=h.fn_name.encode())
-            else:
-                self.bpf.attach_tracepoint(tp=h.tracepoint.encode(), fn_name=h.fn_name.encode())
-        for h in self.attached - wanted:
-            if h.raw:
-                self.bpf.detach_raw_tracepoint(tp=h.tracepoint.encode())
-            else:
-                self.bpf.detach_tracepoint(tp=h.tracepoint.encode())
-        self.attached = wanted
+def build_stamp(ring_pages: int, btf_path: str | None) -> bytes:
+    """32 bytes that change whenever the pinned programs would differ from what we would load."""
+    h = hashlib.sha256(build_source().encode())
+    h.update(repr((cflags(ring_pages), btf_path, __version__, [x.fn_name for x in HOOKS])).encode())
+    headers = sorted((BPF_DIR / "include").glob("*.h"))
+    for p in headers:
+        h.update(p.read_bytes())
+    return h.digest()
 
-    def set_enabled(self, kinds: frozenset[int]) -> None:
-        """Switch record kinds on: their hooks are attached and their `enabled` flag set. A kind
-        nobody wants costs nothing; one whose hook is shared with a wanted kind costs a map lookup."""
-        self._attach_for(kinds)
-        for k in range(records.MAX_BPF_KIND):
-            self._enabled[ctypes.c_int(k)] = ctypes.c_uint32(1 if k in kinds else 0)
-        self.enabled_kinds = kinds
 
-    def counters(self) -> dict[str, dict[int, int]]:
-        """Per-kind totals over CPUs of records emitted and dropped (ring buffer full)."""
-        out: dict[str, dict[int, int]] = {}
-        for name in ("emitted", "drops"):
-            table = self.bpf[name]
-            out[name] = {k: sum(table[ctypes.c_int(k)]) for k in range(records.MAX_BPF_KIND)}
-        return out
+def load_and_pin(pin_dir: Path, ring_pages: int = RINGBUF_PAGES, btf_path: str | None = None) -> None:
+    offsets = resolve_offsets(btf_path)
+    try:
+        from bcc import BPF  # Debian's python3-bpfcc, through --system-site-packages
+    except ImportError as e:
+        raise LoadError("bcc is missing: install Debian's python3-bpfcc") from e
+    try:
+        bpf = BPF(text=build_source(), cflags=cflags(ring_pages))
+    except Exception as e:
+        raise LoadError(f"BPF programs failed to load: {e}") from e
+    table = bpf["offsets_map"]
+    table[ctypes.c_int(0)] = table.Leaf.from_buffer_copy(pack_offsets(offsets))
+    stream = bpf["stream"]
+    stamp = build_stamp(ring_pages, btf_path)
+    slots = {EPOCH: time.time_ns(), RING_BYTES: ring_pages * 4096}
+    slots.update({STAMP + i: int.from_bytes(stamp[8 * i : 8 * i + 8], "little") for i in range(4)})
+    for slot, value in slots.items():
+        stream[ctypes.c_int(slot)] = ctypes.c_uint64(value)
 
-    def close(self) -> None:
-        self.bpf.cleanup()
+    from .bpfsys import obj_pin
+
+    ensure_bpffs(pin_dir)
+    tmp = pin_dir.with_name(f"{pin_dir.name}-new-{os.getpid()}")  # bpffs refuses "." in names
+    remove_tree(tmp)
+    for sub in ("maps", "progs", "links"):
+        (tmp / sub).mkdir(parents=True)
+    staged = PinDir(tmp)
+    try:
+        for name in PINNED_MAPS:
+            obj_pin(bpf[name].map_fd, staged.map(name))
+        for hook in HOOKS:
+            fn = bpf.funcs.get(hook.fn_name.encode())
+            if fn is None:
+                raise LoadError(f"program {hook.fn_name} was not loaded (check collector/probes.py)")
+            obj_pin(fn.fd, staged.prog(hook.fn_name))
+        remove_tree(pin_dir)  # an older build's pins: their links go with them
+        tmp.rename(pin_dir)
+    except BaseException:
+        remove_tree(tmp)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .pins import DEFAULT_PIN_DIR
+
+    p = argparse.ArgumentParser(prog="sysmon-collector-loader", description=__doc__.splitlines()[0])
+    p.add_argument("--pin-dir", default=DEFAULT_PIN_DIR)
+    p.add_argument("--ring-pages", type=int, default=RINGBUF_PAGES)
+    p.add_argument("--btf", help="BTF file to use instead of /sys/kernel/btf/vmlinux")
+    args = p.parse_args(argv)
+    try:
+        load_and_pin(Path(args.pin_dir), args.ring_pages, args.btf)
+    except (CollectorError, OSError) as e:
+        print(f"sysmon-collector: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

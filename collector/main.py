@@ -1,13 +1,21 @@
-"""sysmon-collector: the only root process. Load programs, drain the ring, publish.
+"""sysmon-collector: the only root process. Open the pinned programs, drain the ring, publish.
 
-Lifecycle: resolve BTF offsets -> compile and load -> bind the socket -> loop { read
-subscriptions; drain the ring every few ms; add image hashes; publish batches; heartbeat }.
-It parses no config and no message except ZeroMQ subscriptions (collector/publisher.py).
+Lifecycle: pins of this build present? else compile, load and pin them in a child process
+(collector/loader.py) -> open the pins (no bcc in this process) -> bind the sockets -> loop {
+read subscriptions; drain the ring every few ms; add image hashes; publish batches; release
+the ring as filterds acknowledge; heartbeat; watchdog ping }. It parses no config and no
+message except ZeroMQ subscriptions (collector/publisher.py).
+
+On SIGTERM the programs stay attached (pinned): events go on filling the ring and the next
+collector process sends them. `sysmon-collector --unpin` (run by `sysmon -u`) removes them.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
+import pwd
 import signal
 import sys
 import time
@@ -22,13 +30,25 @@ from . import __version__
 from .errors import CollectorError
 from .hashes import ImageHasher
 from .hostinfo import HostContext
-from .loader import Programs
+from .loader import RINGBUF_PAGES
+from .pins import DEFAULT_PIN_DIR, PinDir
 from .procfs import snapshot_records
+from .programs import Programs
 from .publisher import CurveServer, Publisher, curve_server
 from .ringbuf import RingReader
+from .stream import DEFAULT_MAX_BYTES, Batch, Stream
 
 DEFAULT_ENDPOINT = "ipc:///run/sysmon/collector.sock"
 BATCH_MAX = 512
+BATCHES_PER_TICK = 256  # bounds one tick's work; the rest waits for the next tick
+
+
+def _parse_ack(topic: bytes) -> tuple[int, int] | None:
+    parts = topic[len(envelope.ACK) :].split(b"/")
+    if len(parts) != 2 or not all(p.isdigit() and p.isascii() and 0 < len(p) <= 20 for p in parts):
+        return None
+    epoch, n = int(parts[0]), int(parts[1])
+    return (epoch, n) if epoch < 1 << 64 and n < 1 << 64 else None
 
 
 class Collector:
@@ -40,62 +60,152 @@ class Collector:
         heartbeat_s: float,
         btf_path: str | None = None,
         curve: CurveServer | None = None,
+        pin_dir: str = DEFAULT_PIN_DIR,
+        ring_pages: int = RINGBUF_PAGES,
+        buffer_bytes: int = DEFAULT_MAX_BYTES,
+        quiet_pids: tuple[int, ...] = (),
+        service_user: str = "sysmon",
     ) -> None:
-        self.programs = Programs(btf_path)
+        self.programs = Programs(pin_dir, btf_path, ring_pages)
         self.ring = RingReader(self.programs.ring_fd, self.programs.ring_size)
+        seq, first = self.programs.saved_position()
+        self.stream = Stream(seq, first, buffer_bytes)
         self.host = HostContext(__version__)
         self.pub = Publisher(endpoints, self.host.origin, group, curve=curve)
+        self.pub.epoch = self.programs.epoch
         self.hasher = ImageHasher()
         self.interval_ms = interval_ms
         self.heartbeat_s = heartbeat_s
         self.running = True
+        self.progress = 0  # loop iterations: a heartbeat whose progress stands still = a stuck loop
         self._pending_marks: list[int] = []
         self._snapshot_due = False
-        self.programs.set_enabled(frozenset())
+        self._resend_from: int | None = None
+        self._saved = (seq, first)
+        self.quiet_base = {os.getpid(), *quiet_pids}
+        try:
+            self.service_uid = pwd.getpwnam(service_user).pw_uid
+        except KeyError:
+            self.service_uid = -1
+        self._quiet: set[int] = set()
+        self._update_quiet()
+        if not self.programs.loaded_now:  # pins kept from the last collector: nobody subscribes yet
+            self.programs.set_enabled(self.programs.enabled_kinds)
+        else:
+            self.programs.set_enabled(frozenset())
+        # bcc's compile ran in a child; nothing big was ever in this heap, but return what was.
+        ctypes.CDLL(None).malloc_trim(0)
 
     # -- subscriptions ---------------------------------------------------------------------
+    def acks(self) -> list[int]:
+        """Current acknowledgements, in record numbers of this stream (another epoch's = 0)."""
+        out = []
+        for topic in self.pub.subscriptions:
+            if topic.startswith(envelope.ACK):
+                a = _parse_ack(topic)
+                if a is not None:
+                    out.append(a[1] if a[0] == self.pub.epoch else 0)
+        return out
+
     def apply_subscriptions(self) -> None:
         changes = self.pub.read_subscriptions()
         if not changes:
             return
         for subscribed, topic in changes:
-            if subscribed and topic == envelope.TOPIC_RECORDS:
+            if not subscribed:
+                continue
+            if topic == envelope.TOPIC_RECORDS:
                 self._snapshot_due = True
                 self.hasher.forget_sent()
-            elif subscribed and topic.startswith(envelope.MARK):
-                try:
-                    self._pending_marks.append(int(topic[len(envelope.MARK) :]))
-                except ValueError:
+                self._resend(self.stream.acked)
+            elif topic.startswith(envelope.ACK):
+                a = _parse_ack(topic)
+                if a is None:
                     self.pub.stats["bad_subscriptions"] += 1
+                else:
+                    self._resend(a[1] if a[0] == self.pub.epoch else 0)
+            elif topic.startswith(envelope.MARK):
+                token = topic[len(envelope.MARK) :]
+                if token.isascii() and token.isdigit() and len(token) <= 19:
+                    self._pending_marks.append(int(token))
+                else:
+                    self.pub.stats["bad_subscriptions"] += 1
+        self._update_quiet()
+        if not self.subscribed():
+            return  # filterd away: keep producing what it wanted, for when it returns
         kinds = set()
         for k in self.pub.wanted(envelope.WANT_KIND):
-            if k.isdigit() and int(k) < records.MAX_BPF_KIND:
+            if k.isascii() and k.isdigit() and len(k) <= 3 and int(k) < records.MAX_BPF_KIND:
                 kinds.add(int(k))
         if frozenset(kinds) != self.programs.enabled_kinds:
             self.programs.set_enabled(frozenset(kinds))
         known = {n for _, n, _ in records.HASH_ORDER}
         self.hasher.want(frozenset(a for a in self.pub.wanted(envelope.WANT_HASH) if a in known))
 
+    def _resend(self, from_record: int) -> None:
+        self._resend_from = from_record if self._resend_from is None else min(self._resend_from, from_record)
+
+    def _update_quiet(self) -> None:
+        pids = self.quiet_base | {
+            pid for pid, uid in self.pub.local_peers().items() if uid == self.service_uid
+        }
+        if pids != self._quiet:
+            self.programs.quiet(pids)
+            self._quiet = pids
+
     # -- data path -------------------------------------------------------------------------
-    def publish(self, recs: list[bytes]) -> None:
-        if self.hasher.algos:
-            recs = self.hasher.records_for(recs)
+    def subscribed(self) -> bool:
+        return self.pub.subscriptions.get(envelope.TOPIC_RECORDS, 0) > 0
+
+    def send(self, b: Batch) -> None:
+        if self.subscribed():
+            self.pub.send_batch(b.seq, b.first_record, b.count, b.blob)
+
+    def add_unnumbered(self, recs: list[bytes]) -> None:
+        """Records the collector makes itself: sent in order, never numbered (collector/stream.py)."""
         for i in range(0, len(recs), BATCH_MAX):
-            chunk = recs[i : i + BATCH_MAX]
-            self.pub.publish_records(b"".join(chunk), len(chunk))
+            self.send(self.stream.add(b"".join(recs[i : i + BATCH_MAX]), 0))
 
     def drain(self) -> None:
-        recs: list[bytes] = []
-        while self.ring.drain(recs, BATCH_MAX * 8):
-            self.publish(recs)
-            recs = []
-        if self._snapshot_due:
+        if self._resend_from is not None and self.subscribed():
+            for b in self.stream.since(self._resend_from):
+                self.pub.send_batch(b.seq, b.first_record, b.count, b.blob)
+                self.pub.stats["resent_batches"] += 1
+            self._resend_from = None
+        if self._snapshot_due and self.subscribed():
             self._snapshot_due = False
-            self.publish(snapshot_records())
-        if self._pending_marks:
+            self.add_unnumbered(snapshot_records())
+        for _ in range(BATCHES_PER_TICK):
+            start = self.ring.read_pos
+            recs: list[bytes] = []
+            n = self.ring.drain(recs, BATCH_MAX)
+            if not n:
+                break
+            if self.hasher.algos:
+                recs = self.hasher.records_for(recs)
+            self.send(self.stream.add(b"".join(recs), n, start))
+        if self._pending_marks and self.subscribed():
             marks = [encode(records.MARKER, token=t) for t in self._pending_marks]
             self._pending_marks = []
-            self.pub.publish_records(b"".join(marks), len(marks))
+            self.add_unnumbered(marks)
+        self.release()
+
+    def release(self) -> None:
+        """Give ring space back for what is safe: acknowledged, or kept in our own buffer."""
+        acks = self.acks()
+        if not self.subscribed():
+            self.stream.release_ring()  # filterd away: keep records here, the ring takes new ones
+        elif not acks:
+            self.stream.forget_all()  # subscribers that never acknowledge: fire and forget
+        else:
+            self.stream.ack(min(acks))
+            if self.ring.used() > self.ring.size // 2:
+                self.stream.release_ring()  # a slow filterd must not make the kernel drop
+        pos = self.stream.commit(self.ring.read_pos)
+        self.ring.commit(pos.ring)
+        if (pos.seq, pos.record) != self._saved:
+            self.programs.save_position(pos.seq, pos.record)
+            self._saved = (pos.seq, pos.record)
 
     def counters(self) -> dict:
         kernel = self.programs.counters()
@@ -104,6 +214,9 @@ class Collector:
             "kernel_dropped": kernel["drops"],
             "ring_records": self.ring.records,
             "published": dict(self.pub.stats),
+            "buffered_batches": len(self.stream.kept),
+            "buffered_bytes": self.stream.kept_bytes,
+            "buffer_overflow_records": self.stream.overflow_records,
             "hash_failures": self.hasher.failures,
             "enabled_kinds": sorted(self.programs.enabled_kinds),
             "attached_hooks": sorted(h.tracepoint for h in self.programs.attached),
@@ -113,15 +226,18 @@ class Collector:
         self.host.refresh()
         counters = self.counters()
         self.pub.kernel_drops = sum(counters["kernel_dropped"].values())
-        self.pub.publish_host(self.host.build(counters))
+        ctx = self.host.build(counters)
+        ctx.update(progress=self.progress, heartbeat_s=self.heartbeat_s, epoch=self.pub.epoch)
+        self.pub.publish_host(ctx)
 
-    def run(self) -> None:
+    def run(self, on_tick: object = None) -> None:
         """A timer loop, not an event loop: the kernel sends no wakeups (BPF_RB_NO_WAKEUP), and one
         sleep plus one non-blocking read per tick is cheaper than a ZeroMQ poll."""
         next_beat = 0.0
         interval = self.interval_ms / 1000
         while self.running:
             time.sleep(interval)
+            self.progress += 1
             self.apply_subscriptions()
             if self._snapshot_due:
                 next_beat = 0.0  # a new filterd needs the host context first
@@ -130,10 +246,13 @@ class Collector:
                 self.heartbeat()
                 next_beat = now + self.heartbeat_s
             self.drain()
+            if callable(on_tick):
+                on_tick()
         self.drain()
         self.heartbeat()
 
     def close(self) -> None:
+        self.hasher.close()
         self.pub.close()
         self.ring.close()
         self.programs.close()
@@ -143,11 +262,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="sysmon-collector", description=__doc__.splitlines()[0])
     p.add_argument("--endpoint", action="append", help=f"ZeroMQ bind endpoint (default {DEFAULT_ENDPOINT})")
     p.add_argument("--group", default="sysmon", help="group allowed to connect to ipc endpoints")
+    p.add_argument("--user", default="sysmon", help="filterd's user: its connected processes are not logged")
     p.add_argument("--curve-secret", help="this collector's CURVE secret key file (required for tcp://)")
     p.add_argument("--curve-clients", help="directory of the filterd public keys (*.key) allowed on tcp://")
     p.add_argument("--interval-ms", type=int, default=10, help="ring buffer drain period")
     p.add_argument("--heartbeat", type=float, default=2.0, help="host context period, seconds")
     p.add_argument("--btf", help="BTF file to use instead of /sys/kernel/btf/vmlinux")
+    p.add_argument(
+        "--pin-dir",
+        default=os.environ.get("SYSMON_PIN_DIR", DEFAULT_PIN_DIR),
+        help=f"bpffs directory of the pinned programs (default {DEFAULT_PIN_DIR})",
+    )
+    p.add_argument("--ring-pages", type=int, default=RINGBUF_PAGES, help="ring buffer size in 4 KiB pages")
+    p.add_argument(
+        "--buffer-mb",
+        type=int,
+        default=DEFAULT_MAX_BYTES >> 20,
+        help="records kept while no filterd confirms them, MiB",
+    )
+    p.add_argument(
+        "--quiet-pid", type=int, action="append", default=[], help="a pid whose events are not logged"
+    )
+    p.add_argument("--unpin", action="store_true", help="detach and remove the pinned programs, then exit")
     p.add_argument("--print-bpf", action="store_true", help="print the BPF source and exit")
     return p.parse_args(argv)
 
@@ -159,10 +295,25 @@ def main(argv: list[str] | None = None) -> int:
 
         print(build_source())
         return 0
+    if args.unpin:
+        PinDir(args.pin_dir).remove()
+        return 0
     endpoints = args.endpoint or [DEFAULT_ENDPOINT]
     try:
         curve = curve_server(endpoints, args.curve_secret, args.curve_clients)  # before loading BPF
-        collector = Collector(endpoints, args.group, args.interval_ms, args.heartbeat, args.btf, curve)
+        collector = Collector(
+            endpoints,
+            args.group,
+            args.interval_ms,
+            args.heartbeat,
+            args.btf,
+            curve,
+            pin_dir=args.pin_dir,
+            ring_pages=args.ring_pages,
+            buffer_bytes=args.buffer_mb << 20,
+            quiet_pids=tuple(args.quiet_pid),
+            service_user=args.user,
+        )
     except (CollectorError, CurveError, zmq.ZMQError, OSError) as e:
         print(f"sysmon-collector: {e}", file=sys.stderr)
         return 1
@@ -173,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(
-        f"sysmon-collector {__version__}: publishing on {', '.join(args.endpoint or [DEFAULT_ENDPOINT])}",
+        f"sysmon-collector {__version__}: publishing on {', '.join(endpoints)}",
         file=sys.stderr,
         flush=True,
     )

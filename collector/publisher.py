@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import grp
 import os
+import socket
+import struct
 import sys
 import time
 from collections import Counter
@@ -84,6 +86,28 @@ def curve_server(endpoints: list[str], secret: str | None, clients: str | None) 
     return CurveServer(keys, Path(clients))
 
 
+def peer_credentials(fd: int) -> tuple[int, int] | None:
+    """(pid, uid) of the process at the other end of a unix socket we accepted, or None."""
+    try:
+        dup = os.dup(fd)
+    except OSError:
+        return None
+    try:
+        s = socket.socket(fileno=dup)
+    except OSError:
+        os.close(dup)
+        return None
+    with s:
+        if s.family != socket.AF_UNIX:
+            return None
+        try:
+            raw = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        except OSError:
+            return None
+    pid, uid, _ = struct.unpack("3i", raw)
+    return pid, uid
+
+
 def _group_id(name: str) -> int:
     try:
         return grp.getgrnam(name).gr_gid
@@ -136,7 +160,8 @@ class Publisher:
         self.seq = 0
         self.kernel_drops = 0  # ring-buffer drops so far, carried in every batch
         self.epoch = 0  # stream identity (shared/envelope.py)
-        self.first_record = 0  # records sent before the next batch
+        self._peers: dict[int, tuple[int, int]] = {}  # local connection fd -> (pid, uid)
+        self.local_monitor: zmq.Socket | None = None
         self.subscriptions: Counter[bytes] = Counter()
         self.stats: Counter[str] = Counter()
         local = [ep for ep in endpoints if not is_remote(ep)]
@@ -163,6 +188,7 @@ class Publisher:
                     secure_ipc_path(ep, group)
                 else:
                     self.sock.bind(ep)
+            self.local_monitor = self.sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         if remote and curve is not None:
             self._bind_remote(remote, curve, hwm)
 
@@ -244,6 +270,24 @@ class Publisher:
                 # SUB often does, having seen our CURVE greeting first)
             self.stats["peers_refused_" + why] += 1
 
+    def local_peers(self) -> dict[int, int]:
+        """pid -> uid of the processes connected to the local socket, from the kernel's
+        SO_PEERCRED (so a peer cannot claim another pid). Their events are the monitor's own."""
+        if self.local_monitor is not None:
+            while True:
+                try:
+                    ev = parse_monitor_message(self.local_monitor.recv_multipart(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+                fd = ev["value"]
+                if ev["event"] == zmq.EVENT_ACCEPTED:
+                    cred = peer_credentials(fd)
+                    if cred is not None:
+                        self._peers[fd] = cred
+                else:
+                    self._peers.pop(fd, None)
+        return {pid: uid for pid, uid in self._peers.values()}
+
     def _recheck_clients(self) -> None:
         """Pick up filterd keys added to or removed from the clients directory, without a restart."""
         now = time.monotonic()
@@ -279,10 +323,8 @@ class Publisher:
                     self.stats[prefix + "records_dropped"] += count
         return sent
 
-    def publish_records(self, blob: bytes, count: int) -> None:
-        body = envelope.pack_batch(self.origin, self.seq, blob, self.kernel_drops, self.epoch, self.first_record)
-        self.first_record += count
-        self.seq += 1
+    def send_batch(self, seq: int, first_record: int, count: int, blob: bytes) -> None:
+        body = envelope.pack_batch(self.origin, seq, blob, self.kernel_drops, self.epoch, first_record)
         if self._send(envelope.TOPIC_RECORDS, body, count):
             self.stats["batches"] += 1
             self.stats["records"] += count
@@ -291,6 +333,10 @@ class Publisher:
         self._send(envelope.TOPIC_HOST, envelope.pack_host(self.origin, context))
 
     def close(self) -> None:
+        if self.local_monitor is not None and self.sock is not None:
+            self.sock.disable_monitor()
+            self.local_monitor.close(0)
+            self.local_monitor = None
         if self.monitor is not None and self.remote is not None:
             self.remote.disable_monitor()
             self.monitor.close(0)

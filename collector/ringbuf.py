@@ -8,6 +8,11 @@ Ring buffer layout (kernel/bpf/ringbuf.c): page 0 = consumer position (we write 
 producer position (read-only), then the data area mapped twice so a record that wraps is still
 contiguous. Each record: u32 len with BUSY (bit 31) and DISCARD (bit 30) flags, u32 page offset,
 then data, the whole rounded up to 8 bytes.
+
+Reading and releasing are separate: drain() moves a private read position, commit() writes the
+consumer position the kernel sees. The collector commits only what a filterd has acknowledged
+(or what it keeps itself), so records read but not yet safe stay in the kernel's ring, where a
+restarted collector finds them again.
 """
 
 from __future__ import annotations
@@ -30,16 +35,28 @@ class RingReader:
         self._cons = mmap.mmap(map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
         self._prod = mmap.mmap(map_fd, page + 2 * data_size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
         self._data = memoryview(self._prod)[page:]
+        self.size = data_size
+        self.read_pos = self.committed
         self.records = 0
         self.discarded = 0
 
-    def pending(self) -> int:
-        """Bytes committed or in flight that have not been consumed yet."""
-        return _U64.unpack_from(self._prod, 0)[0] - _U64.unpack_from(self._cons, 0)[0]
+    @property
+    def committed(self) -> int:
+        return _U64.unpack_from(self._cons, 0)[0]
+
+    def used(self) -> int:
+        """Bytes the kernel cannot reuse yet: written and not committed by us."""
+        return _U64.unpack_from(self._prod, 0)[0] - self.committed
+
+    def commit(self, pos: int) -> None:
+        """Release the ring up to `pos` (a read_pos value seen earlier; never moves back)."""
+        if self.committed < pos <= self.read_pos:
+            _U64.pack_into(self._cons, 0, pos)
 
     def drain(self, out: list[bytes], limit: int = 1 << 30) -> int:
-        """Append committed records to `out` (up to `limit`), release their space, return count."""
-        cons = _U64.unpack_from(self._cons, 0)[0]
+        """Append records after the read position to `out` (up to `limit`), return their count.
+        Their space is released only by commit()."""
+        cons = self.read_pos
         prod = _U64.unpack_from(self._prod, 0)[0]
         data, mask, u32 = self._data, self._mask, _U32.unpack_from
         n = 0
@@ -55,7 +72,7 @@ class RingReader:
                 out.append(bytes(data[off + HDR_SIZE : off + HDR_SIZE + length]))
                 n += 1
             cons += (length + HDR_SIZE + 7) & ~7
-        _U64.pack_into(self._cons, 0, cons)
+        self.read_pos = cons
         self.records += n
         return n
 

@@ -171,6 +171,9 @@ def dump(paths: Paths) -> int:
 
 def uninstall(paths: Paths, force: bool) -> int:
     backend(paths).stop(force)
+    from collector.pins import remove_tree  # the pinned programs run on until unpinned
+
+    remove_tree(paths.pins)
     print("Sysmon stopped.")
     return 0
 

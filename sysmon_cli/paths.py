@@ -8,7 +8,8 @@ supervisor status) live in /run/sysmon.
 
 Overrides (undocumented in the usage text, documented in docs/operations.md) let tests run a
 private instance without touching the real one:
-SYSMON_HOME, SYSMON_RUN_DIR, SYSMON_STATE_DIR, SYSMON_SYSLOG_SOCKET, SYSMON_USER, SYSMON_INIT.
+SYSMON_HOME, SYSMON_RUN_DIR, SYSMON_STATE_DIR, SYSMON_SYSLOG_SOCKET, SYSMON_USER, SYSMON_INIT,
+SYSMON_PIN_DIR (read by the collector itself too).
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ class Paths:
             user=e.get("SYSMON_USER", "sysmon"),
             init=e.get("SYSMON_INIT", "auto"),
         )
+
+    @property
+    def pins(self) -> Path:
+        """bpffs directory of the pinned programs (collector/pins.py); `sysmon -u` removes it."""
+        return Path(os.environ.get("SYSMON_PIN_DIR", "/sys/fs/bpf/sysmon"))
 
     @property
     def config(self) -> Path:

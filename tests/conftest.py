@@ -6,6 +6,7 @@ Markers: `bpf` (needs root and BPF), `e2e` (real collector, filterd and rsyslog 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "bpf" in item.keywords or "e2e" in item.keywords:
             item.add_marker(pytest.mark.skip(reason=f"BPF unavailable: {why}"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Programs pinned by test collectors stay attached until unpinned: never leave any behind."""
+    from collector.pins import remove_tree
+
+    for d in Path("/sys/fs/bpf").glob("sysmon-test-*"):
+        remove_tree(d)
 
 
 @pytest.hookimpl(hookwrapper=True)

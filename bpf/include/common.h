@@ -27,6 +27,12 @@ BPF_ARRAY(enabled, __u32, MAX_BPF_KIND);          /* 1 = some filterd wants this
 BPF_PERCPU_ARRAY(drops, __u64, MAX_BPF_KIND);     /* ring buffer full, per kind */
 BPF_PERCPU_ARRAY(emitted, __u64, MAX_BPF_KIND);   /* records submitted, per kind */
 BPF_PERCPU_ARRAY(scratch, struct scratch_buf, 1);
+/* tgids of the monitor's own processes (collector, its supervisor, connected filterds): their
+ * events are dropped here, as upstream drops its own. Filled by the collector only. */
+BPF_HASH(quiet, __u32, __u32, 64);
+/* Collector state that must outlive a collector process (collector/pins.py names the slots);
+ * no program touches it. */
+BPF_ARRAY(stream, __u64, 8);
 
 static __always_inline int kind_enabled(__u32 kind)
 {
@@ -69,6 +75,9 @@ static __always_inline void announce_fork(__u32 tgid)
  * sent: that saves an IPI per record. */
 static __always_inline void submit(void *rec, __u32 size, __u32 kind)
 {
+    __u32 actor = ((struct rec_process_exit *)rec)->pid;
+    if (quiet.lookup(&actor))
+        return;
     if (kind != KIND_PROCESS_EXEC)
         announce_fork(((struct rec_process_exit *)rec)->pid);
     output(rec, size, kind);

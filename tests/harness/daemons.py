@@ -23,6 +23,14 @@ import pytest
 from tests.harness.rsyslog import Rsyslog
 
 ROOT = Path(__file__).resolve().parents[2]
+TEST_PIN_PREFIX = "/sys/fs/bpf/sysmon-test-"
+
+
+def remove_pins(pin_dir: str) -> None:
+    """Detach a test collector's programs (pinned links keep them attached after it exits)."""
+    from collector.pins import remove_tree
+
+    remove_tree(Path(pin_dir))
 
 
 class Monitor:
@@ -32,6 +40,7 @@ class Monitor:
         self.dir = Path(tempfile.mkdtemp(prefix="sysmon-test-", dir="/run"))
         os.chmod(self.dir, 0o755)
         self.endpoint = f"ipc://{self.dir}/ipc/collector.sock"
+        self.pin_dir = f"{TEST_PIN_PREFIX}{self.dir.name}"  # pinned programs outlive the collector
         self.stats_path = self.dir / "state" / "stats.json"
         self.config = config
         self.extra_filterd = extra_filterd
@@ -50,7 +59,7 @@ class Monitor:
         self.rsyslog.start()
         for p in (self.dir / "rsyslog", Path(self.rsyslog.socket_path).parent):
             os.chmod(p, 0o755)
-        self.collector = self._spawn("collector", "--endpoint", self.endpoint, log="collector.log")
+        self.collector = self.start_collector()
         sock = Path(self.endpoint[len("ipc://") :])
         self._wait(lambda: sock.exists(), 120, "collector socket")
         self.control = str(self.dir / "filterd.ctl")
@@ -71,6 +80,12 @@ class Monitor:
         self.filterd = self._spawn("filterd", *args, *self.extra_filterd, log="filterd.log")
         self._wait(lambda: any(h for h in self.stats().get("hosts", {}).values()), 60, "host context")
         return self
+
+    def start_collector(self) -> subprocess.Popen[bytes]:
+        self.collector = self._spawn(
+            "collector", "--endpoint", self.endpoint, "--pin-dir", self.pin_dir, log="collector.log"
+        )
+        return self.collector
 
     def _wait(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -114,6 +129,7 @@ class Monitor:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+        remove_pins(self.pin_dir)
         self.rsyslog.stop()
 
     def cleanup(self) -> None:

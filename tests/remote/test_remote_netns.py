@@ -146,6 +146,7 @@ def _start(site: Site) -> None:
         endpoints = ["--endpoint", f"tcp://{addr}:{PORT}"] + (["--endpoint", site.ipc_a] if h == "a" else [])
         site.spawn(f"collector-{h}", [
             *Lab.prefix(site.ns[h], site.hostnames[h], binds), sys.executable, "-m", "collector", *endpoints,
+            "--pin-dir", f"/sys/fs/bpf/sysmon-test-remote-{h}-{os.getpid()}",
             "--curve-secret", str(d / f"keys-{h}" / "collector.key_secret"),
             "--curve-clients", str(d / f"keys-{h}" / "clients"),
         ])

@@ -45,6 +45,7 @@ class Sandbox:
             SYSMON_STATE_DIR=str(self.state),
             SYSMON_SYSLOG_SOCKET=self.syslog_socket,
             SYSMON_INIT="supervisor",
+            SYSMON_PIN_DIR=f"/sys/fs/bpf/sysmon-test-{self.run_dir.name}",
             PYTHONPATH=str(ROOT),
         )
         return env
