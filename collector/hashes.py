@@ -4,96 +4,414 @@ Why here: a filterd on another host cannot open this host's files. Only the algo
 filterd subscribed to (b"want/h/SHA256") are computed. The kernel tells each exec's image
 identity (device, inode, ctime); an image is hashed and announced (IMAGE_HASH) once per
 identity, so 2000 execs of /bin/true cost one hash and no system call for the other 1999.
+
+Whoever runs a program also decides what sits at its path by the time we look: a FIFO (a
+root open for reading would wait forever for a writer), a symlink to a device, a huge sparse
+file. So nothing is opened for reading before it is proven to be the exec'd file:
+* an O_PATH descriptor is taken of /proc/<pid>/exe (the exact file object) or, once the
+  process is gone, of the path resolved without following any symlink (openat2
+  RESOLVE_NO_SYMLINKS); O_PATH runs none of the file's open code: no FIFO wait, no device open;
+* fstat on it: a regular file with the inode, ctime and device the kernel recorded, not
+  above the size limit; only then is it reopened for reading through /proc/self/fd (the same
+  file object), non-blocking and without taking a controlling terminal.
+All of it runs in a small worker pool with a bounded job queue, never in the collector's
+loop: records_for() waits at most `wait_s` per call. A hash not ready by then goes out with a
+later batch (filterd caches hashes by image identity, so the next exec of the image has it).
+A worker stuck for good (a hung file system) costs its thread and queue slots, never the loop
+or unbounded memory: jobs over the bound are refused and counted.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import os
+import queue
+import stat
 import struct
-from collections import OrderedDict
+import threading
+import time
+from collections import Counter, OrderedDict
 
 from shared import records
 from shared.decode import field_index, join_path
 
+DEFAULT_MAX_SIZE = 256 << 20  # bytes; a larger image gets no hash (stats "too_big")
+DEFAULT_WAIT_S = 0.05  # longest records_for() waits for new hashes, per call
+DEFAULT_WORKERS = 2
+DEFAULT_QUEUE = 256  # jobs waiting for a worker; more are refused (stats "refused")
+STUCK_S = 1.0  # a worker on one job for longer is not waited for
 _MAX_CACHE = 4096
 _CHUNK = 1 << 20
 
+# Why a hash is missing (stats "failed_<reason>"): a fixed set, never file names.
+FAIL_REASONS = ("gone", "symlink", "not_regular", "identity", "open_error", "read_error", "changed", "error")
 
 _HASH_FIELDS = [f.name for f in records.IMAGE_HASH.all_fields]
 _EXEC = struct.Struct(records.PROCESS_EXEC.fmt)
 _EXEC_KIND = records.PROCESS_EXEC.kind
-_PID, _INO, _CTIME, _DEV, _EXE_LEN = (
-    field_index(records.PROCESS_EXEC, n) for n in ("pid", "exe_ino", "exe_ctime", "exe_dev", "exe_len")
+_FLAGS, _PID, _INO, _CTIME, _DEV, _EXE_LEN = (
+    field_index(records.PROCESS_EXEC, n)
+    for n in ("flags", "pid", "exe_ino", "exe_ctime", "exe_dev", "exe_len")
 )
 _HASH_STRUCT = struct.Struct(records.IMAGE_HASH.fmt)
+_SKIP_FLAGS = records.REC_F_SNAPSHOT  # /proc snapshot: no identity, and never a ProcessCreate
+
+_SYS_OPENAT2 = 437  # same number on every architecture (generic syscall table)
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_NO_SYMLINKS = 0x04
+_AT_FDCWD = -100
+_O_READ = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+# File systems whose stat() st_dev is not the super block's s_dev the kernel recorded
+# (btrfs: one anonymous device per subvolume; overlayfs: the layer's device).
+_STAT_DEV_DIFFERS = frozenset({0x9123683E, 0x794C7630})
+
+Key = tuple[int, int, int]  # (kernel dev_t, inode, ctime seconds), as in PROCESS_EXEC
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_have_openat2 = True
+
+
+def kernel_dev(st_dev: int) -> int:
+    """stat()'s st_dev in the kernel's internal dev_t encoding (major << 20 | minor), which is
+    what the BPF program reads from super_block->s_dev."""
+    return (os.major(st_dev) << 20) | os.minor(st_dev)
+
+
+def _open_path_nofollow(path: bytes) -> int:
+    """O_PATH descriptor of `path`, refusing a symlink in any component (ELOOP)."""
+    global _have_openat2
+    flags = os.O_PATH | os.O_CLOEXEC
+    if _have_openat2:
+        how = _OpenHow(flags, 0, _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS)
+        fd = _libc.syscall(
+            ctypes.c_long(_SYS_OPENAT2),
+            ctypes.c_int(_AT_FDCWD),
+            ctypes.c_char_p(path),
+            ctypes.byref(how),
+            ctypes.c_size_t(ctypes.sizeof(how)),
+        )
+        if fd >= 0:
+            return fd
+        err = ctypes.get_errno()
+        if err != errno.ENOSYS:
+            raise OSError(err, os.strerror(err))
+        _have_openat2 = False  # kernel before 5.6: only the last component is checked
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
+def _fs_type(fd: int) -> int:
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit; f_type first
+    if _libc.fstatfs(ctypes.c_int(fd), buf) != 0:
+        return 0
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+
+
+def _same_image(fd: int, st: os.stat_result, key: Key) -> bool:
+    dev, ino, ctime = key
+    if st.st_ino != ino or st.st_ctime_ns // 1_000_000_000 != ctime:
+        return False
+    return kernel_dev(st.st_dev) == dev or _fs_type(fd) in _STAT_DEV_DIFFERS
+
+
+def _digest_fd(fd: int, algos: frozenset[str], limit: int) -> bytes | None:
+    """Digests in HASH_ORDER of everything readable from `fd`, or None past `limit` bytes."""
+    hs = [hashlib.new(name.lower()) for _, name, _ in records.HASH_ORDER if name in algos]
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    total = 0
+    with open(fd, "rb", buffering=0, closefd=False) as f:
+        while n := f.readinto(buf):
+            total += n
+            if total > limit:
+                return None
+            for h in hs:
+                h.update(view[:n])
+    return b"".join(h.digest() for h in hs)
+
+
+class _Job:
+    __slots__ = ("key", "pid", "path", "algos", "gen", "digests", "why", "done")
+
+    def __init__(self, key: Key, pid: int, path: bytes | None, algos: frozenset[str], gen: int) -> None:
+        self.key, self.pid, self.path, self.algos, self.gen = key, pid, path, algos, gen
+        self.digests: bytes | None = None
+        self.why = ""  # failure reason, "" when hashed
+        self.done = False
+
+
+def _version(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _hash_verified(pfd: int, job: _Job, limit: int) -> str:
+    """Hash the file behind O_PATH descriptor `pfd` if it is the exec'd image; "" or a reason."""
+    st = os.fstat(pfd)
+    if not stat.S_ISREG(st.st_mode):
+        return "not_regular"
+    if not _same_image(pfd, st, job.key):
+        return "identity"
+    if st.st_size > limit:
+        return "too_big"
+    try:
+        fd = os.open(f"/proc/self/fd/{pfd}", _O_READ)
+    except OSError:
+        return "open_error"
+    try:
+        st2 = os.fstat(fd)
+        if (st2.st_dev, st2.st_ino) != (st.st_dev, st.st_ino):
+            return "identity"
+        try:
+            digests = _digest_fd(fd, job.algos, limit)
+        except OSError:
+            return "read_error"
+        if digests is None:
+            return "too_big"  # grew while we read
+        if _version(os.fstat(fd)) != _version(st):
+            return "changed"
+        job.digests = digests
+        return ""
+    finally:
+        os.close(fd)
+
+
+def _run(job: _Job, limit: int) -> None:
+    why = "gone"
+    candidates: list[tuple[bool, bytes]] = [(True, f"/proc/{job.pid}/exe".encode())]
+    if job.path is not None:
+        candidates.append((False, job.path))
+    for is_exe, name in candidates:
+        try:
+            # /proc/<pid>/exe is a magic link: followed on purpose, it is the file the kernel ran
+            pfd = os.open(name, os.O_PATH | os.O_CLOEXEC) if is_exe else _open_path_nofollow(name)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                why = "symlink"
+            elif e.errno in (errno.ENOENT, errno.ESRCH, errno.ENOTDIR):
+                why = "gone"
+            else:
+                why = "open_error"
+            continue
+        try:
+            why = _hash_verified(pfd, job, limit)
+        except OSError:
+            why = "open_error"
+        finally:
+            os.close(pfd)
+        if why in ("", "too_big"):
+            break
+    job.why = why
 
 
 class ImageHasher:
-    def __init__(self) -> None:
+    """IMAGE_HASH records for the execs of a batch, hashed off the caller's thread."""
+
+    def __init__(
+        self,
+        max_size: int = DEFAULT_MAX_SIZE,
+        wait_s: float = DEFAULT_WAIT_S,
+        workers: int = DEFAULT_WORKERS,
+        queue_max: int = DEFAULT_QUEUE,
+    ) -> None:
         self.algos: frozenset[str] = frozenset()
+        self.max_size = max_size
+        self.wait_s = wait_s
+        self.stats: Counter[str] = Counter()
         self._mask = 0
-        self._sent: OrderedDict[tuple[int, int, int], bool] = OrderedDict()
-        self.failures = 0
-        self.hashed = 0
+        self._gen = 0  # bumped when the algorithms change: older results are stale
+        self._announced: OrderedDict[Key, None] = OrderedDict()  # sent since the last forget_sent()
+        self._results: OrderedDict[Key, bytes | None] = OrderedDict()  # None: no hash possible
+        self._pending: dict[Key, _Job] = {}
+        self._late: dict[Key, None] = {}  # exec went out without its hash; send it when done
+        self._queue: queue.Queue[_Job | None] = queue.Queue(queue_max)
+        self._cond = threading.Condition()
+        self._finished: list[_Job] = []  # guarded by _cond
+        self._n_workers = max(1, workers)
+        self._threads: list[threading.Thread] = []
+        self._busy_since: list[float | None] = [None] * self._n_workers
+        self._closed = False
+
+    @property
+    def failures(self) -> int:
+        """Images that got no hash (every reason, size limit included)."""
+        return self.stats["too_big"] + sum(self.stats["failed_" + r] for r in FAIL_REASONS)
 
     def want(self, algos: frozenset[str]) -> None:
-        if algos != self.algos:
-            self.algos = algos
-            self._mask = sum(bit for bit, name, _ in records.HASH_ORDER if name in algos)
-            self._sent.clear()
-
-    def _digests(self, fd: int) -> bytes:
-        hs = [hashlib.new(name.lower()) for _, name, _ in records.HASH_ORDER if name in self.algos]
-        while chunk := os.read(fd, _CHUNK):
-            for h in hs:
-                h.update(chunk)
-        self.hashed += 1
-        return b"".join(h.digest() for h in hs)
-
-    def digests_for(self, pid: int, path: str, ino: int, ctime: int) -> bytes | None:
-        """Digests of the image the kernel saw (inode `ino`, ctime `ctime`): opened through
-        /proc/<pid>/exe while the process lives, else by path; a file that is not that inode
-        any more (replaced, rewritten) gives no hash rather than a wrong one."""
-        for candidate in (f"/proc/{pid}/exe", path):
+        if algos == self.algos:
+            return
+        self.algos = algos
+        self._mask = sum(bit for bit, name, _ in records.HASH_ORDER if name in algos)
+        self._gen += 1
+        self._announced.clear()
+        self._results.clear()
+        self._pending.clear()
+        self._late.clear()
+        while True:  # queued jobs of the old algorithms would only be thrown away
             try:
-                fd = os.open(candidate, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                continue
-            try:
-                st = os.fstat(fd)
-                if st.st_ino == ino and int(st.st_ctime) == ctime:
-                    return self._digests(fd)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
-        self.failures += 1
-        return None
-
-    def records_for(self, recs: list[bytes]) -> list[bytes]:
-        """`recs` with an IMAGE_HASH before each exec of an image not announced yet."""
-        out = []
-        for rec in recs:
-            if rec[0] == _EXEC_KIND and rec[1] == 0:  # u16 kind, little-endian
-                v = _EXEC.unpack_from(rec)
-                key = (v[_DEV], v[_INO], v[_CTIME])
-                if key not in self._sent:
-                    exe = join_path(rec[_EXEC.size : _EXEC.size + v[_EXE_LEN]])
-                    digests = self.digests_for(v[_PID], exe, key[1], key[2])
-                    self._sent[key] = True
-                    if len(self._sent) > _MAX_CACHE:
-                        self._sent.popitem(last=False)
-                    if digests is not None:
-                        out.append(self._record(key, digests))
-            out.append(rec)
-        return out
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                self.stats["stale"] += 1
 
     def forget_sent(self) -> None:
-        """A new subscriber has seen no announcement yet: announce every image again."""
-        self._sent.clear()
+        """A new subscriber has seen no announcement yet: announce every image again (from the
+        cache of finished hashes: no file is read twice)."""
+        self._announced.clear()
 
-    def _record(self, key: tuple[int, int, int], digests: bytes) -> bytes:
+    def records_for(self, recs: list[bytes]) -> list[bytes]:
+        """`recs` with an IMAGE_HASH before each exec of an image not announced yet, if its hash
+        is ready within `wait_s`; hashes that finished late come first."""
+        if self._closed or not self.algos:
+            return recs
+        self._harvest()
+        execs: list[tuple[int, Key]] = []
+        waiting: list[_Job] = []
+        for i, rec in enumerate(recs):
+            if rec[0] != _EXEC_KIND or rec[1] != 0 or len(rec) < _EXEC.size:  # u16 kind, little-endian
+                continue
+            v = _EXEC.unpack_from(rec)
+            if v[_FLAGS] & _SKIP_FLAGS:
+                continue
+            key = (v[_DEV], v[_INO], v[_CTIME])
+            execs.append((i, key))
+            if key in self._announced or key in self._results:
+                continue
+            job = self._pending.get(key)
+            if job is None:
+                path = None
+                if not v[_FLAGS] & records.REC_F_EXE_TRUNC:
+                    path = os.fsencode(join_path(rec[_EXEC.size : _EXEC.size + v[_EXE_LEN]]))
+                job = self._submit(key, v[_PID], path)
+            if job is not None:
+                waiting.append(job)
+        if waiting:
+            self._wait(waiting)
+        out = self._late_records()
+        last = 0
+        for i, key in execs:
+            if key in self._announced:
+                continue
+            if key in self._results:
+                out.extend(recs[last:i])
+                last = i
+                self._announce(key)
+                digests = self._results[key]
+                if digests is not None:
+                    out.append(self._record(key, digests))
+            elif key in self._pending:
+                self.stats["late"] += 1
+                self._late[key] = None
+        out.extend(recs[last:])
+        return out
+
+    def close(self) -> None:
+        """Stop the workers; one stuck in a system call is left behind (daemon thread)."""
+        self._closed = True
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        for _ in self._threads:
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:
+                break
+        deadline = time.monotonic() + 1.0
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    # -- internals -------------------------------------------------------------------------
+    def _submit(self, key: Key, pid: int, path: bytes | None) -> _Job | None:
+        if not self._threads:
+            for slot in range(self._n_workers):
+                t = threading.Thread(target=self._work, args=(slot,), name=f"image-hash-{slot}", daemon=True)
+                t.start()
+                self._threads.append(t)
+        job = _Job(key, pid, path, self.algos, self._gen)
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            self.stats["refused"] += 1
+            return None
+        self._pending[key] = job
+        return job
+
+    def _work(self, slot: int) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            self._busy_since[slot] = time.monotonic()
+            try:
+                _run(job, self.max_size)
+            except Exception:  # a dead worker would end hashing silently; count it instead
+                job.why = "error"
+            self._busy_since[slot] = None
+            with self._cond:
+                job.done = True
+                self._finished.append(job)
+                self._cond.notify_all()
+
+    def _stuck(self, now: float) -> bool:
+        """Every worker has been on one job for long: waiting would only stall the caller."""
+        return all(s is not None and now - s > STUCK_S for s in self._busy_since)
+
+    def _wait(self, jobs: list[_Job]) -> None:
+        deadline = time.monotonic() + self.wait_s
+        with self._cond:
+            while not all(j.done for j in jobs):
+                now = time.monotonic()
+                if now >= deadline or self._stuck(now):
+                    break
+                self._cond.wait(deadline - now)
+        self._harvest()
+
+    def _harvest(self) -> None:
+        with self._cond:
+            finished, self._finished = self._finished, []
+        for job in finished:
+            if job.gen != self._gen:
+                self.stats["stale"] += 1
+                continue
+            self._pending.pop(job.key, None)
+            if job.why == "too_big":
+                self.stats["too_big"] += 1
+            elif job.why:
+                self.stats["failed_" + job.why] += 1
+            else:
+                self.stats["hashed"] += 1
+            self._results[job.key] = job.digests
+            if len(self._results) > _MAX_CACHE:
+                self._results.popitem(last=False)
+
+    def _late_records(self) -> list[bytes]:
+        out = []
+        for key in list(self._late):
+            if key in self._pending:
+                continue
+            del self._late[key]
+            if key in self._results and key not in self._announced:
+                self._announce(key)
+                digests = self._results[key]
+                if digests is not None:
+                    out.append(self._record(key, digests))
+        return out
+
+    def _announce(self, key: Key) -> None:
+        self._announced[key] = None
+        if len(self._announced) > _MAX_CACHE:
+            self._announced.popitem(last=False)
+
+    def _record(self, key: Key, digests: bytes) -> bytes:
         values = dict.fromkeys(_HASH_FIELDS, 0)
         values.update(
             kind=records.IMAGE_HASH.kind,
