@@ -1,14 +1,15 @@
 """Rule-engine benchmark: decisions per second per config and event type, on one core.
 
-Configs: the largest real ones in ../shared/reference/realdata/configs (sysmon-modular, SwiftOnSecurity,
+Configs: the largest real ones in tests/data/configs (sysmon-modular, SwiftOnSecurity,
 the 1 MB "omega" config, MSTIC's merged Linux config, the Korean blog's Linux config). The Windows
 ones carry Windows-only options that SysmonForLinux refuses; they are loaded with those options
 ignored (`reject_windows_options=False`) so that their rules can be measured.
 
-Events: every real Sysmon-for-Linux event in ../shared/reference/captured and
-../shared/reference/realdata/events (ProcessCreate, ProcessTerminate, NetworkConnect, FileCreate,
-FileDelete, RawAccessRead), decoded into the rendered field values the engine sees. Each matcher is
-timed over the whole set of its type, repeatedly, for --seconds; the figure is the best of --rounds.
+Events: every real Sysmon-for-Linux event (ProcessCreate, ProcessTerminate, NetworkConnect,
+FileCreate, FileDelete, RawAccessRead) in tests/data/captured and in any --events DIR (third-party
+samples whose licences keep them out of this repository; the captures hold no RawAccessRead),
+decoded into the rendered field values the engine sees. Each matcher is timed over the whole set
+of its type, repeatedly, for --seconds; the figure is the best of --rounds.
 The decisions are also checked against the literal (slow) evaluator before timing.
 
 Prints a table and writes bench/results/rules.json. Run: python bench/rules.py
@@ -34,25 +35,24 @@ from filterd.config.loader import load_config  # noqa: E402
 from filterd.rules import engine  # noqa: E402
 from filterd.rules.engine import exact_evaluator  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "reference"
+DATA = ROOT / "tests" / "data"  # origins: tests/data/SOURCES.md
 CONFIGS = {
-    "sysmon-modular": "realdata/configs/windows/sysmon-modular-sysmonconfig.xml",
-    "sysmon-modular+filedelete": "realdata/configs/windows/sysmon-modular-sysmonconfig-with-filedelete.xml",
-    "swiftonsecurity": "realdata/configs/windows/swiftonsecurity-sysmonconfig-export.xml",
-    "omega": "realdata/configs/sysmoncommon-unittests/sysmonconfig-export-omega.xml",
-    "mstic-main": "realdata/configs/linux/mstic/main.xml",
-    "korean-blog": "realdata/configs/linux/blogs/korean-blog-sysmon-config.xml",
+    "sysmon-modular": "configs/windows/sysmon-modular-sysmonconfig.xml",
+    "sysmon-modular+filedelete": "configs/windows/sysmon-modular-sysmonconfig-with-filedelete.xml",
+    "swiftonsecurity": "configs/windows/swiftonsecurity-sysmonconfig-export.xml",
+    "omega": "configs/sysmoncommon-unittests/sysmonconfig-export-omega.xml",
+    "mstic-main": "configs/linux/mstic/main.xml",
+    "korean-blog": "configs/linux/blogs/korean-blog-sysmon-config.xml",
 }
-EVENT_SOURCES = ("captured", "realdata/events")
 EVENT_IDS = (1, 5, 3, 11, 23, 9)
 TARGET = ("sysmon-modular", 1, 200_000)  # issue 3: >= 200k ProcessCreate decisions/s with sysmon-modular
 
 
-def real_events() -> dict[int, list[tuple[str, ...]]]:
+def real_events(sources: list[Path]) -> dict[int, list[tuple[str, ...]]]:
     """Rendered field values (schema order) of every real event, deduplicated, by event id."""
     out: dict[int, dict[tuple[str, ...], None]] = {}
-    for src in EVENT_SOURCES:
-        for path in sorted((SHARED / src).rglob("*")):
+    for src in sources:
+        for path in sorted(src.rglob("*")):
             if not path.is_file() or path.suffix not in (".log", ".xml", ".txt"):
                 continue
             text = path.read_text(encoding="utf-8", errors="replace")
@@ -97,12 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=0.5, help="timing window per round")
     ap.add_argument("--rounds", type=int, default=3, help="rounds per cell (best is kept)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "rules.json"))
+    ap.add_argument(
+        "--events",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="more files of real events (.log/.xml/.txt) to add to tests/data/captured",
+    )
     args = ap.parse_args(argv)
 
-    if not SHARED.is_dir():
-        print(f"reference data not found at {SHARED}", file=sys.stderr)
+    sources = [DATA / "captured", *args.events]
+    if missing := [str(d) for d in sources if not d.is_dir()]:
+        print(f"event directories not found: {missing}", file=sys.stderr)
         return 2
-    events = real_events()
+    events = real_events(sources)
     results: dict = {
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -115,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     for name, rel in CONFIGS.items():
         t0 = time.perf_counter()
-        config = load_config(SHARED / rel, reject_windows_options=False)
+        config = load_config(DATA / rel, reject_windows_options=False)
         for eid in EVENT_IDS:
             config.matcher(eid)
         load_ms = (time.perf_counter() - t0) * 1000
@@ -148,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     # stream where no value ever repeats (the cycled event set above repeats them every round).
     engine.MEMOIZE = False
     try:
-        cold = load_config(SHARED / CONFIGS[cfg], reject_windows_options=False).matcher(eid)
+        cold = load_config(DATA / CONFIGS[cfg], reject_windows_options=False).matcher(eid)
         cold_rate = round(measure(cold.decide, events[eid], args.seconds, args.rounds))
     finally:
         engine.MEMOIZE = True

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from filterd.guid import ZERO_GUID, logon_guid, machine_id_from, process_guid
 
-CAPTURED = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "captured"
+CAPTURED = Path(__file__).resolve().parents[1] / "data" / "captured"  # tests/data/SOURCES.md
 MACHINE = 0x3D1219C7  # /etc/machine-id prefix of the capture host
 
 
@@ -46,9 +46,9 @@ def test_zero_guid() -> None:
 
 
 def test_every_captured_guid_has_machine_prefix_and_shape() -> None:
-    if not CAPTURED.is_dir():
-        pytest.skip("/work/shared reference material not present")
-    text = "".join(p.read_text() for p in CAPTURED.glob("*"))
+    files = sorted(CAPTURED.glob("*"))
+    assert len(files) == 15, f"test data missing under {CAPTURED}"
+    text = "".join(p.read_text() for p in files)
     guids = set(re.findall(r"\{[0-9a-f-]{36}\}", text)) - {"{ff032593-a8d3-4f13-b0d6-01fc615a0f97}"}
     assert guids
     for g in guids:

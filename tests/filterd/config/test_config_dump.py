@@ -10,8 +10,7 @@ from filterd.config.dump import dump_config
 from filterd.config.loader import load_config, load_config_bytes
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-SHARED = Path(__file__).resolve().parents[3] / ".." / "shared"
-CONFIGS = SHARED / "reference" / "realdata" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "data" / "configs"  # tests/data/SOURCES.md
 
 REAL = {
     "korean-blog-sysmon-config": "linux/blogs/korean-blog-sysmon-config.xml",
@@ -29,8 +28,6 @@ def test_handcrafted_golden() -> None:
 @pytest.mark.parametrize("stem", sorted(REAL))
 def test_real_config_golden(stem: str) -> None:
     path = CONFIGS / REAL[stem]
-    if not path.exists():
-        pytest.skip(f"reference data not available at {CONFIGS}")
     assert dump_config(load_config(path)) == (GOLDEN / f"{stem}.rules").read_text()
 
 

@@ -16,8 +16,7 @@ from filterd.config.model import Config
 from filterd.rules.engine import exact_evaluator
 from tests.filterd.rules.rules_reference import reference_decide, values_for
 
-SHARED = Path(__file__).resolve().parents[3] / ".." / "shared"
-UNITTESTS = SHARED / "reference" / "realdata" / "configs" / "sysmoncommon-unittests"
+UNITTESTS = Path(__file__).resolve().parents[2] / "data" / "configs" / "sysmoncommon-unittests"
 N255 = "N" * 255
 
 
@@ -679,8 +678,7 @@ def test_scenario(
 
 @pytest.fixture(scope="module")
 def unittests() -> Path:
-    if not UNITTESTS.is_dir():
-        pytest.skip(f"reference data not available at {UNITTESTS}")
+    assert UNITTESTS.is_dir(), f"test data missing: {UNITTESTS}"
     return UNITTESTS
 
 

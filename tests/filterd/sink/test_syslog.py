@@ -27,7 +27,7 @@ from tests.harness.fixtures import rsyslog  # noqa: F401  (fixture)
 from tests.harness.rsyslog import Rsyslog
 
 ROOT = Path(__file__).resolve().parents[3]
-CAPTURED = ROOT / ".." / "shared" / "reference" / "captured"
+CAPTURED = ROOT / "tests" / "data" / "captured"  # tests/data/SOURCES.md
 XML = render_event(BY_ID[5], ["-", "2026-11-22 09:49:04.011", "{3d1219c7-ba90-6b02-79bd-773d32560000}",
                               "9558", "/usr/bin/cp", "root"], SystemHeader("vm", 9322, 9322, 0), 453,
                    1795340944003627000)
@@ -300,11 +300,10 @@ def test_rsyslog_receives_exact_xml(rsyslog: Rsyslog) -> None:  # noqa: F811
 
 
 def test_rsyslog_replays_captured_events_exactly(rsyslog: Rsyslog) -> None:  # noqa: F811
-    if not CAPTURED.is_dir():
-        pytest.skip("/work/shared reference material not present")
     lines = [ln for p in sorted(CAPTURED.glob("*-syslog.log")) for ln in p.read_text().splitlines()
              if " sysmon: <Event>" in ln]
     xmls = [ln.split(" sysmon: ", 1)[1] for ln in lines]
+    assert len(xmls) == 198, f"test data missing under {CAPTURED}"
     sink = SyslogSink(rsyslog.socket_path)
     for x in xmls:
         sink.send(x)
