@@ -41,7 +41,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Programs pinned by test collectors stay attached until unpinned: never leave any behind."""
     from collector.pins import remove_tree
 
-    for d in Path("/sys/fs/bpf").glob("sysmon-test-*"):
+    for d in Path("/sys/fs/bpf").glob(f"sysmon-test-{os.getpid()}-*"):
         remove_tree(d)
 
 

@@ -18,6 +18,7 @@ from collector.programs import Programs
 from collector.ringbuf import RingReader
 from shared import records
 from shared.decode import decode, field_index
+from tests.harness.daemons import TEST_PIN_PREFIX
 
 pytestmark = pytest.mark.bpf
 
@@ -27,7 +28,7 @@ _PID = field_index(records.PROCESS_EXEC, "pid")
 
 @pytest.fixture(scope="module")
 def pin_dir() -> Iterator[str]:
-    d = f"/sys/fs/bpf/sysmon-test-programs-{os.getpid()}"
+    d = f"{TEST_PIN_PREFIX}programs"
     try:
         yield d
     finally:

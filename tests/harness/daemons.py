@@ -23,7 +23,7 @@ import pytest
 from tests.harness.rsyslog import Rsyslog
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_PIN_PREFIX = "/sys/fs/bpf/sysmon-test-"
+TEST_PIN_PREFIX = f"/sys/fs/bpf/sysmon-test-{os.getpid()}-"  # this pytest session's pins
 
 
 def remove_pins(pin_dir: str) -> None:

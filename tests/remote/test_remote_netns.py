@@ -35,6 +35,7 @@ from lxml import etree
 
 from shared import envelope
 from sysmonctl.keys import make_pair
+from tests.harness.daemons import TEST_PIN_PREFIX
 from tests.harness.rsyslog import Rsyslog
 from tests.remote.netns import Lab
 
@@ -146,7 +147,7 @@ def _start(site: Site) -> None:
         endpoints = ["--endpoint", f"tcp://{addr}:{PORT}"] + (["--endpoint", site.ipc_a] if h == "a" else [])
         site.spawn(f"collector-{h}", [
             *Lab.prefix(site.ns[h], site.hostnames[h], binds), sys.executable, "-m", "collector", *endpoints,
-            "--pin-dir", f"/sys/fs/bpf/sysmon-test-remote-{h}-{os.getpid()}",
+            "--pin-dir", f"{TEST_PIN_PREFIX}remote-{h}",
             "--curve-secret", str(d / f"keys-{h}" / "collector.key_secret"),
             "--curve-clients", str(d / f"keys-{h}" / "clients"),
         ])

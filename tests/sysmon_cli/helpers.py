@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.harness.daemons import TEST_PIN_PREFIX
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -45,7 +47,7 @@ class Sandbox:
             SYSMON_STATE_DIR=str(self.state),
             SYSMON_SYSLOG_SOCKET=self.syslog_socket,
             SYSMON_INIT="supervisor",
-            SYSMON_PIN_DIR=f"/sys/fs/bpf/sysmon-test-{self.run_dir.name}",
+            SYSMON_PIN_DIR=f"{TEST_PIN_PREFIX}{self.run_dir.name}",
             PYTHONPATH=str(ROOT),
         )
         return env
