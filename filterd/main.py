@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--no-sandbox",
         action="store_true",
-        help="skip the self-sandbox (Landlock, seccomp): for debugging only; the units and the supervisor keep it",
+        help="skip the self-sandbox (Landlock, seccomp): for debugging; units and supervisor keep it",
     )
     p.add_argument("--syslog-socket", default="/dev/log")
     p.add_argument("--no-syslog", action="store_true", help="do not write to syslog")
