@@ -29,19 +29,20 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import zmq
-from zmq.auth.thread import ThreadAuthenticator
-from zmq.utils.monitor import parse_monitor_message
 
 from shared import envelope
 from shared.curve import ZAP_DOMAIN, CurveError, KeyPair, directory_stamp, load_client_keys, load_secret
 
+from .subscriptions import News, SubscriptionTable
+
 LOCAL_TRANSPORTS = ("ipc://", "inproc://")
 REMOTE_TRANSPORTS = ("tcp://",)
 CLIENT_KEYS_RECHECK_S = 5.0
-MAX_INBOUND_BYTES = 1024  # remote peers only ever send subscriptions: a topic of a few bytes
+MAX_INBOUND_BYTES = 1024  # peers only ever send subscriptions: a topic of a few bytes
+MAX_READ = 4096  # subscription messages read per socket per call: a flood cannot hold the loop
 _MONITOR_EVENTS = (
     zmq.EVENT_HANDSHAKE_SUCCEEDED
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -55,6 +56,13 @@ class CurveServer(NamedTuple):
 
     keys: KeyPair
     clients_dir: Path
+
+
+def _monitor_event(frames: list[bytes]) -> dict[str, int]:
+    """A socket-monitor message: event id (u16) and value (u32), native order (zmq_socket_monitor).
+    Not zmq.utils.monitor: importing it loads asyncio, a few MB this process does not need."""
+    event, value = struct.unpack("=HI", frames[0][:6])
+    return {"event": event, "value": value}
 
 
 def is_remote(endpoint: str) -> bool:
@@ -143,6 +151,7 @@ def _xpub(ctx: zmq.Context, hwm: int) -> zmq.Socket:
     sock.setsockopt(zmq.XPUB_NODROP, 1)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_INBOUND_BYTES)
     return sock
 
 
@@ -162,7 +171,8 @@ class Publisher:
         self.epoch = 0  # stream identity (shared/envelope.py)
         self._peers: dict[int, tuple[int, int]] = {}  # local connection fd -> (pid, uid)
         self.local_monitor: zmq.Socket | None = None
-        self.subscriptions: Counter[bytes] = Counter()
+        self.subs = SubscriptionTable()  # valid subscriptions of all sockets (collector/subscriptions.py)
+        self.news = News(0, (), ())  # what the last read_subscriptions() brought
         self.stats: Counter[str] = Counter()
         local = [ep for ep in endpoints if not is_remote(ep)]
         remote = [ep for ep in endpoints if is_remote(ep)]
@@ -170,7 +180,7 @@ class Publisher:
             raise CurveError(f"refusing to publish on {remote[0]} without CurveZMQ keys")
         self.sock: zmq.Socket | None = None
         self.remote: zmq.Socket | None = None
-        self.auth: ThreadAuthenticator | None = None
+        self.auth: Any = None  # zmq.auth.thread.ThreadAuthenticator
         self.monitor: zmq.Socket | None = None
         self.curve = curve
         self._sockets: list[tuple[zmq.Socket, str]] = []  # (socket, stats key prefix)
@@ -198,6 +208,8 @@ class Publisher:
         self._clients_checked = time.monotonic()
         # A context of its own: its ZAP handler (one per context) then sees only this socket,
         # and the local socket never goes through ZAP at all.
+        from zmq.auth.thread import ThreadAuthenticator  # only here: it pulls in asyncio
+
         self.remote_ctx = zmq.Context()
         self.auth = ThreadAuthenticator(self.remote_ctx)
         self.auth.start()
@@ -224,33 +236,33 @@ class Publisher:
         if self.monitor is not None:
             self._read_monitor()
             self._recheck_clients()
-        for sock, _ in self._sockets:
-            self._read(sock, out)
+        for source, (sock, _) in enumerate(self._sockets):
+            self._read(sock, out, source)
+        self.news = self.subs.take_news()
         return out
 
-    def _read(self, sock: zmq.Socket, out: list[tuple[bool, bytes]]) -> None:
-        while True:
+    def _read(self, sock: zmq.Socket, out: list[tuple[bool, bytes]], source: int = 0) -> None:
+        """Feed self.subs; only applied (valid) changes go to `out`, the rest is counted by reason."""
+        for _ in range(MAX_READ):
             try:
                 msg = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
             if not msg or msg[0] not in (0, 1):
+                why: str | None = "bad_frame"
+            else:
+                why = self.subs.update(msg[0] == 1, msg[1:], source)
+            if why is None:
+                out.append((msg[0] == 1, msg[1:]))
+            else:
                 self.stats["bad_subscriptions"] += 1
-                continue
-            topic = msg[1:]
-            if msg[0] == 1:
-                self.subscriptions[topic] += 1
-            elif self.subscriptions[topic] > 0:
-                self.subscriptions[topic] -= 1
-                if not self.subscriptions[topic]:
-                    del self.subscriptions[topic]
-            out.append((msg[0] == 1, topic))
+                self.stats["bad_subscriptions_" + why] += 1
 
     def _read_monitor(self) -> None:
         assert self.monitor is not None
         while True:
             try:
-                ev = parse_monitor_message(self.monitor.recv_multipart(zmq.NOBLOCK))
+                ev = _monitor_event(self.monitor.recv_multipart(zmq.NOBLOCK))
             except zmq.Again:
                 return
             event = ev["event"]
@@ -276,7 +288,7 @@ class Publisher:
         if self.local_monitor is not None:
             while True:
                 try:
-                    ev = parse_monitor_message(self.local_monitor.recv_multipart(zmq.NOBLOCK))
+                    ev = _monitor_event(self.local_monitor.recv_multipart(zmq.NOBLOCK))
                 except zmq.Again:
                     break
                 fd = ev["value"]
@@ -306,8 +318,18 @@ class Publisher:
             return
         self.stats["client_keys_reloads"] += 1
 
+    @property
+    def subscriptions(self) -> dict[bytes, int]:
+        """Held valid topics (canonical bytes) -> subscriber count; read only."""
+        return self.subs.topics
+
     def wanted(self, prefix: bytes) -> set[str]:
-        return {t[len(prefix) :].decode(errors="replace") for t in self.subscriptions if t.startswith(prefix)}
+        """Valid wanted kinds (as decimal strings) or hash algorithms; self.subs has them typed."""
+        if prefix == envelope.WANT_KIND:
+            return {str(k) for k in self.subs.kinds}
+        if prefix == envelope.WANT_HASH:
+            return set(self.subs.hash_algos)
+        return set()
 
     # -- output ----------------------------------------------------------------------------
     def _send(self, topic: bytes, body: bytes, count: int = 0) -> bool:

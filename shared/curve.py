@@ -15,12 +15,21 @@ import stat
 from pathlib import Path
 from typing import NamedTuple
 
-import zmq
-from zmq.auth import load_certificate
-
 PUBLIC_SUFFIX = ".key"
 SECRET_SUFFIX = ".key_secret"
 ZAP_DOMAIN = "sysmon"
+
+
+def _load_certificate(path: str | os.PathLike[str]) -> tuple[bytes, bytes | None]:
+    from zmq.auth import load_certificate  # imported only where keys are used: it pulls in asyncio
+
+    return load_certificate(path)
+
+
+def _z85_decode(key: bytes) -> bytes:
+    from zmq.utils import z85
+
+    return z85.decode(key)
 
 
 class CurveError(ValueError):
@@ -36,14 +45,14 @@ def _valid_z85(key: bytes | None) -> bool:
     if key is None or len(key) != 40:
         return False
     try:
-        return len(zmq.utils.z85.decode(key)) == 32
+        return len(_z85_decode(key)) == 32
     except (ValueError, KeyError, TypeError):
         return False
 
 
 def _load(path: str | os.PathLike[str]) -> tuple[bytes, bytes | None]:
     try:
-        public, secret = load_certificate(path)
+        public, secret = _load_certificate(path)
     except OSError as e:
         raise CurveError(f"{path}: cannot read key file: {e}") from None
     except ValueError as e:

@@ -205,7 +205,7 @@ def test_only_listed_keys_receive_and_refusals_are_counted(keys: Keys, tmp_path:
         refused = Receiver([Endpoint(tcp, keys.collector.public)], pipeline, curve=keys.stranger)
         pump([pub], [good, refused], lambda: refused.endpoint_state[tcp].startswith("refused"))
         for i in range(5):
-            pub.publish_records(encode(records.MARKER, token=i), 1)
+            pub.send_batch(i, i, 1, encode(records.MARKER, token=i))
         pump([pub], [good], lambda: pipeline.stats["batches"] >= 5)
         time.sleep(0.2)
         assert drain(local) > 0, "the ipc endpoint beside tcp must keep working"
@@ -333,7 +333,7 @@ def test_each_origin_keeps_its_computer_guids_and_users(keys: Keys, tmp_path: Pa
             r.poll(10)
         marker = "marker-origins"
         for p in pubs:
-            p.publish_records(exec_record(marker), 1)
+            p.send_batch(0, 0, 1, exec_record(marker))
         sink = pipeline.sinks[0]
         deadline = time.monotonic() + 10
         while sum(marker in x for x in sink.xml) < 3:
