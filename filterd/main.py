@@ -30,6 +30,7 @@ from filterd.sandbox import Confinement, confine, selftest
 from filterd.sink.stdout import StdoutSink
 from filterd.sink.syslog import SyslogSink
 from filterd.state.record_id import RecordIdCounter
+from filterd.state.streams import local_origin
 from shared.curve import CurveError
 from shared.records import kinds_for_events
 
@@ -122,6 +123,7 @@ class Daemon:
         if os.geteuid() == 0:
             drop_to(args.user)
         no_new_privs()
+        origin = local_origin()  # the sandbox closes /etc/machine-id and /proc/sys
         self.sandbox = Confinement()
         if not args.no_sandbox:  # before ZeroMQ starts its threads: Landlock binds one thread
             configs = [p for p in (args.config, args.config_label_file) if p]
@@ -131,8 +133,8 @@ class Daemon:
                 writable=[str(state)] + ([args.stats_file] if args.stats_file else []),
                 tcp_ports=[int(e.address.rsplit(":", 1)[1]) for e in endpoints if e.server_key],
             )
-        self.pipeline = Pipeline(self.config, sinks, self.record_ids)
-        self.receiver = Receiver(endpoints, self.pipeline, curve=curve)
+        self.pipeline = Pipeline(self.config, sinks, self.record_ids, state_dir=state)
+        self.receiver = Receiver(endpoints, self.pipeline, curve=curve, local_origin=origin)
         self.subscribe()
         self.running = True
         self.reload_requested = False
@@ -239,6 +241,7 @@ class Daemon:
         if self.control:
             self.control.close()
         self.receiver.close()
+        self.pipeline.streams.close()
         for s in self.pipeline.sinks:
             s.close()
         self.record_ids.close()

@@ -1,8 +1,16 @@
 """Batch in, XML out: decode -> correlate -> build the Sysmon event -> rules -> trim -> render -> sinks.
 
 No socket code here (filterd/receiver.py feeds it), so tests and the replay tool drive it with
-plain bytes. Every hop counts (stats): batches, sequence gaps, malformed frames, unknown kinds,
-records decoded, events included/excluded, events written.
+plain bytes. Every hop counts (stats) and every loss is also written in band as event 255
+(filterd/loss.py): kernel ring drops, records missing from a stream, malformed frames, records
+whose content cannot be used, unknown kinds, parked batches that overflowed, sink drops.
+
+Nothing in a record can stop filterd: each record is handled under a guard, and one that raises
+is counted (stats["bad_record_<KIND>"]), reported and dropped, never its batch or the process.
+Streams (filterd/state/streams.py) tell gaps and resent duplicates apart by record number;
+the position written is persisted after every batch so a restart resumes where it stood.
+`tick()` runs the timers (loss summaries, sink drop counters, collector liveness) and is called
+from the main loop (Receiver.poll).
 """
 
 from __future__ import annotations
@@ -11,7 +19,8 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from filterd.config.model import Config
@@ -24,22 +33,38 @@ from filterd.events import (
     process_create,
     process_terminate,
 )
+from filterd.liveness import CollectorWatch
+from filterd.loss import (
+    CONTENT,
+    DEFAULT_INTERVAL_S,
+    FRAMES,
+    KERNEL,
+    PARKED,
+    SINK,
+    TRANSIT,
+    UNKNOWN,
+    LossReporter,
+)
 from filterd.render.timefmt import utc_time
 from filterd.render.xml import SystemHeader, render_event
 from filterd.schema import BY_ID
 from filterd.sink import Sink
-from filterd.state.hosts import MAX_PARKED_BATCHES, HostState
+from filterd.state.hosts import MAX_PARKED_BATCHES, MAX_PARKED_BYTES, HostState, Parked
 from filterd.state.process_cache import Process
 from filterd.state.record_id import RecordIdCounter
+from filterd.state.streams import Stream, StreamTable
 from shared import records
 from shared.decode import decode, split
-from shared.errors import FrameError
+from shared.errors import FrameError, UnknownKind
 
 _EXEC, _EXIT, _FORK = records.PROCESS_EXEC.kind, records.PROCESS_EXIT.kind, records.PROCESS_FORK.kind
 _HASH, _MARKER = records.IMAGE_HASH.kind, records.MARKER.kind
 _FORK_F = {f.name: i for i, f in enumerate(records.PROCESS_FORK.all_fields)}
 _HASH_F = {f.name: i for i, f in enumerate(records.IMAGE_HASH.all_fields)}
 MAX_IMAGE_HASHES = 8192
+_SNAPSHOT = records.REC_F_SNAPSHOT
+_KIND_NAMES = {k.kind: k.name for k in records.KINDS}
+SELF = "filterd"  # subject of losses not tied to one collector
 
 # Record kind -> (Sysmon event id, builder(host, values, strings) -> EventData or None).
 # Process records are handled by Pipeline methods: they also maintain the process cache.
@@ -54,8 +79,33 @@ SIMPLE_EVENTS = {
 }
 
 
+def kind_name(kind: int) -> str:
+    return _KIND_NAMES.get(kind) or f"kind {kind}"
+
+
+def count_numbered(blob: bytes) -> int:
+    """Kernel records (numbered in the stream) of a batch, up to the first bad length."""
+    n = 0
+    try:
+        for rec in split(blob):
+            if 0 < rec[0] < records.MAX_BPF_KIND and not rec[1] and not rec[2] & _SNAPSHOT:
+                n += 1
+    except FrameError:
+        pass
+    return n
+
+
 class Pipeline:
-    def __init__(self, config: Config, sinks: Sequence[Sink], record_ids: RecordIdCounter) -> None:
+    def __init__(
+        self,
+        config: Config,
+        sinks: Sequence[Sink],
+        record_ids: RecordIdCounter,
+        *,
+        state_dir: str | os.PathLike[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        loss_interval_s: float = DEFAULT_INTERVAL_S,
+    ) -> None:
         self.sinks = list(sinks)
         self.record_ids = record_ids
         self.hosts: dict[str, HostState] = {}
@@ -65,6 +115,13 @@ class Pipeline:
         self.rule_hits: Counter[str] = Counter()  # RuleName -> events it included
         self._out: list[str] = []  # rendered events of the batch being processed
         self.local_header = SystemHeader(socket.gethostname(), os.getpid(), os.getpid(), 0)
+        self.clock = clock
+        self.streams = StreamTable(Path(state_dir) if state_dir is not None else None)
+        self.loss = LossReporter(self.report_loss, clock, loss_interval_s, name=self.host_name)
+        self.watch = CollectorWatch(self.report, clock, name=self.host_name)
+        # Sinks given here are the log; their drops are losses. A tail client added later is not.
+        self.loss_sinks = list(sinks)
+        self._sink_dropped = [self._dropped(s) for s in self.loss_sinks]
         self.set_config(config)
 
     def set_config(self, config: Config) -> None:
@@ -112,13 +169,42 @@ class Pipeline:
 
     def report_loss(self, what: str) -> None:
         """Event 255 (Sysmon's error report): the log itself says that and where events were lost."""
-        self.stats["loss_reports"] += 1
-        self.service_event(255, (utc_time(time.time_ns()), "EventsLost", what))
+        self.report("EventsLost", what)
+
+    def report(self, ident: str, what: str) -> None:
+        self.stats["loss_reports" if ident == "EventsLost" else "health_reports"] += 1
+        self.service_event(255, (utc_time(time.time_ns()), ident, what))
 
     def service_event(self, event_id: int, values: tuple[str, ...]) -> None:
         """Events 4, 16 and 255: never filtered (upstream bypasses the rules for them)."""
         self.write(event_id, values, self.local_header)
         self.flush()
+
+    def host_name(self, key: str) -> str:
+        """How a loss report names an origin: its host name once known, else the origin."""
+        h = self.hosts.get(key)
+        if h is None or h.hostname == "-":
+            return key
+        return h.hostname
+
+    # -- timers ----------------------------------------------------------------------------
+    def tick(self) -> None:
+        """Called from the main loop every poll: sink drops, collector liveness, loss summaries."""
+        for i, s in enumerate(self.loss_sinks):
+            now = self._dropped(s)
+            if now > self._sink_dropped[i]:
+                err = getattr(s, "last_error", None)
+                name = type(s).__name__.removesuffix("Sink").lower() or "?"
+                self.stats["sink_dropped"] += now - self._sink_dropped[i]
+                self.loss.add(SINK, name, now - self._sink_dropped[i], note=str(err) if err else "")
+            self._sink_dropped[i] = now
+        self.watch.tick()
+        self.loss.flush()
+
+    @staticmethod
+    def _dropped(sink: Any) -> int:
+        d = getattr(sink, "dropped", 0)
+        return d if type(d) is int else 0
 
     # -- input -----------------------------------------------------------------------------
     def host(self, origin: str) -> HostState:
@@ -133,72 +219,184 @@ class Pipeline:
         header = SystemHeader(h.hostname, h.collector_pid, h.collector_pid, 0)
         if self.headers.get(origin) != header:
             self.headers[origin] = header
-        parked, h.parked = h.parked, []
-        for blob in parked:
-            self.records(h, blob)
+        self._kernel_per_kind(origin, h.counters.get("kernel_dropped"))
+        self.watch.heartbeat(origin, ctx)
+        parked, h.parked, h.parked_bytes = h.parked, [], 0
+        for p in parked:
+            if not p.placeholder:
+                self._batch(h, p.epoch, p.seq, p.first_record, p.kernel_drops, p.blob)
+            else:
+                self._dropped_batches(h, p)
+        self.loss.flush()
 
     def on_batch(
         self, origin: str, seq: int, blob: bytes, kernel_drops: int = 0, epoch: int = 0, first_record: int = 0
     ) -> None:
         h = self.host(origin)
         self.stats["batches"] += 1
-        if kernel_drops > h.kernel_drops:
-            lost = kernel_drops - h.kernel_drops
-            self.stats["kernel_dropped"] += lost
-            h.kernel_drops = kernel_drops
-            self.report_loss(f"the kernel ring buffer of {h.hostname} dropped {lost} records")
-        if h.next_seq is not None and seq != h.next_seq:
-            if seq > h.next_seq:
-                self.stats["gap_batches"] += seq - h.next_seq
-                self.report_loss(f"{seq - h.next_seq} batches from {h.hostname} were lost in transit")
-            else:
-                self.stats["seq_restarts"] += 1  # collector restarted
-        h.next_seq = seq + 1
-        if not h.ready:
-            if len(h.parked) < MAX_PARKED_BATCHES:
-                h.parked.append(blob)
-            else:
-                self.stats["parked_dropped"] += 1
-            return
-        self.records(h, blob)
+        if h.ready:
+            self._batch(h, epoch, seq, first_record, kernel_drops, blob)
+        elif len(h.parked) < MAX_PARKED_BATCHES and h.parked_bytes + len(blob) <= MAX_PARKED_BYTES:
+            h.parked.append(Parked(epoch, seq, first_record, kernel_drops, blob))
+            h.parked_bytes += len(blob)
+        else:
+            self._park_overflow(h, Parked(epoch, seq, first_record, kernel_drops, blob))
+        self.loss.flush()
 
-    def records(self, h: HostState, blob: bytes) -> None:
+    def _park_overflow(self, h: HostState, p: Parked) -> None:
+        """No room: the batch is dropped and reported now, its place in the stream kept (merged
+        with the drops just before it), so the records it held are not reported again as a gap."""
+        lost = count_numbered(p.blob)
+        self.stats["parked_dropped"] += 1
+        self.stats["parked_dropped_records"] += lost
+        self.loss.add(PARKED, h.origin, lost, extra=1)
+        last = h.parked[-1] if h.parked else None
+        if last is not None and last.placeholder and last.epoch == p.epoch:
+            h.parked[-1] = last._replace(
+                end_seq=p.seq,
+                end_record=max(last.end_record, p.first_record + lost),
+                dropped=last.dropped + lost,
+            )
+        else:
+            h.parked.append(
+                p._replace(
+                    blob=b"", end_seq=p.seq, end_record=p.first_record + lost, dropped=lost, placeholder=True
+                )
+            )
+
+    # -- streams and drops -----------------------------------------------------------------
+    def _kernel_per_kind(self, origin: str, raw: Any) -> None:
+        """Kernel ring drops per kind from the host context (counters since the BPF objects were
+        made; a counter that went down was reset, so its whole value is new)."""
+        if not isinstance(raw, dict):
+            return
+        s = self.streams.get(origin)
+        cur: dict[int, int] = {}
+        for k, v in raw.items():
+            kind = (
+                k if type(k) is int else int(k) if isinstance(k, str) and k.isdecimal() and len(k) < 4 else -1
+            )
+            if 0 <= kind < records.MAX_BPF_KIND and type(v) is int and 0 <= v < 1 << 64:
+                cur[kind] = v
+        if not cur:
+            return
+        detail: Counter[str] = Counter()
+        for kind, v in cur.items():
+            old = s.kind_drops.get(kind, 0)
+            d = v - old if v >= old else v
+            if d:
+                detail[kind_name(kind)] += d
+        s.kind_drops = cur
+        total = sum(detail.values())
+        if total:
+            self.stats["kernel_dropped"] += total
+            self.loss.add(KERNEL, origin, total, detail)
+        self.streams.save(s)
+
+    def _kernel_total(self, s: Stream, total: int) -> None:
+        """The envelope's total: reported only for collectors whose context has no per-kind counters."""
+        if total == s.env_drops:
+            return
+        d = total - s.env_drops if total > s.env_drops else total
+        s.env_drops = total
+        if d and not s.kind_drops:
+            self.stats["kernel_dropped"] += d
+            self.loss.add(KERNEL, s.origin, d)
+
+    def _batch(self, h: HostState, epoch: int, seq: int, first: int, kernel_drops: int, blob: bytes) -> None:
+        s = self.streams.get(h.origin)
+        self._kernel_total(s, kernel_drops)
+        v = s.arrive(epoch, seq, first)
+        if v.new_stream:
+            self.stats["new_streams"] += 1
+        if v.lost_batches:
+            self.stats["gap_batches"] += v.lost_batches
+        if v.lost or v.lost_batches:
+            self.stats["gap_records"] += v.lost
+            self.loss.add(TRANSIT, h.origin, v.lost, extra=v.lost_batches)
+        n = self.records(h, blob, v.skip) if blob else 0
+        if v.skip:
+            if n > 0 and v.skip >= n:
+                self.stats["duplicate_batches"] += 1
+            self.stats["duplicate_records"] += min(v.skip, n)
+        s.advance(seq, first + n)
+        s.written = s.next_record
+        self.streams.save(s)
+
+    def _dropped_batches(self, h: HostState, p: Parked) -> None:
+        """Batches dropped while parked (already reported) take their place in the stream."""
+        s = self.streams.get(h.origin)
+        v = s.arrive(p.epoch, p.seq, p.first_record)
+        missing = v.lost + max(0, p.end_record - p.first_record - p.dropped)
+        if missing or v.lost_batches:
+            self.stats["gap_batches"] += v.lost_batches
+            self.stats["gap_records"] += missing
+            self.loss.add(TRANSIT, h.origin, missing, extra=v.lost_batches)
+        s.advance(p.end_seq, p.end_record)
+        s.written = s.next_record
+        self.streams.save(s)
+
+    # -- records ---------------------------------------------------------------------------
+    def records(self, h: HostState, blob: bytes, skip: int = 0) -> int:
+        """Handle a batch's records, the first `skip` kernel records excepted (seen before);
+        returns how many kernel (numbered) records it held."""
         header = self.headers[h.origin]
+        numbered = 0
         try:
             for rec in split(blob):
+                kind = rec[0] | (rec[1] << 8)
+                if 0 < kind < records.MAX_BPF_KIND and not rec[2] & _SNAPSHOT:
+                    numbered += 1
+                    if numbered <= skip:
+                        continue
                 try:
-                    spec, v, strings = decode(rec)
-                except FrameError as e:
-                    self.stats[type(e).__name__] += 1
-                    continue
-                self.stats["decoded"] += 1
-                kind = spec.kind
-                if kind == _EXEC:
-                    self.on_exec(h, v, strings, header)
-                elif kind == _EXIT:
-                    if 5 in self.enabled:
-                        self.filtered(5, self.m_terminate, process_terminate.build(h, v), header)
-                    else:
-                        h.cache.exited(
-                            v[process_terminate.PID], v[process_terminate.START], v[process_terminate.TIME]
-                        )
-                elif kind == _FORK:
-                    self.on_fork(h, v)
-                elif kind == _HASH:
-                    self.on_hash(h, v, strings)
-                elif kind in self.simple:
-                    eid, build, matcher = self.simple[kind]
-                    values = build(h, v, strings)
-                    if values is None:
-                        self.stats[f"unparsed_{spec.name}"] += 1
-                    else:
-                        self.filtered(eid, matcher, values, header)
-                elif kind == _MARKER:
-                    self.markers[h.origin] = v[-1]
-                    self.stats["markers"] += 1
-        except FrameError as e:
+                    self.record(h, rec, header)
+                except UnknownKind:
+                    self.stats["UnknownKind"] += 1
+                    self.loss.add(UNKNOWN, h.origin, 1, {f"kind {kind}:": 1})
+                except Exception:  # noqa: BLE001  anything a record can make a builder raise
+                    name = kind_name(kind)
+                    self.stats[f"bad_record_{name}"] += 1
+                    self.loss.add(CONTENT, h.origin, 1, {name: 1})
+        except FrameError as e:  # a length that does not fit: the rest of the batch is unreadable
             self.stats[type(e).__name__] += 1
+            self.stats["truncated_batches"] += 1
+            self.loss.add(FRAMES, SELF, 1, {"truncated batch": 1})
         self.flush()
+        return numbered
+
+    def record(self, h: HostState, rec: memoryview, header: SystemHeader) -> None:
+        spec, v, strings = decode(rec)
+        self.stats["decoded"] += 1
+        kind = spec.kind
+        if kind == _EXEC:
+            self.on_exec(h, v, strings, header)
+        elif kind == _EXIT:
+            if 5 in self.enabled:
+                self.filtered(5, self.m_terminate, process_terminate.build(h, v), header)
+            else:
+                h.cache.exited(
+                    v[process_terminate.PID], v[process_terminate.START], v[process_terminate.TIME]
+                )
+        elif kind == _FORK:
+            self.on_fork(h, v)
+        elif kind == _HASH:
+            self.on_hash(h, v, strings)
+        elif kind in self.simple:
+            eid, build, matcher = self.simple[kind]
+            values = build(h, v, strings)
+            if values is None:
+                self.stats[f"unparsed_{spec.name}"] += 1
+            else:
+                self.filtered(eid, matcher, values, header)
+        elif kind == _MARKER:
+            self.markers[h.origin] = v[-1]
+            self.stats["markers"] += 1
+
+    def on_frame_error(self, error: str) -> None:
+        """A frame the receiver could not use (its records, if any, show up as a stream gap)."""
+        self.loss.add(FRAMES, SELF, 1, {error: 1})
+        self.loss.flush()
 
     def on_exec(self, h: HostState, v: tuple, strings: tuple[bytes, ...], header: SystemHeader) -> None:
         proc = process_create.cache_process(h, v, strings)

@@ -14,6 +14,24 @@ A remote collector that refuses our key is reported on stderr (once per endpoint
 change) and counted, since otherwise it would look like a silent collector. libzmq gives up on
 a peer after a refused handshake; we reconnect ourselves with a backoff (2 s doubling to 60 s),
 so a key copied to the collector later is picked up without restarting filterd.
+
+Acknowledgements (shared/envelope.py `ack/<epoch>/<n>`): each socket holds at most one ack
+subscription, "every record of stream <epoch> before number n is written", for one origin:
+the origin whose batches the socket delivered first. The rule, because a subscription reaches
+every collector connected to the socket and names no origin:
+  * a socket acknowledges one origin only; batches of any other origin on it are not
+    acknowledged (counted as `ack_other_origin`; their collectors then treat filterd as a
+    subscriber that never confirms);
+  * a tcp socket reaches one collector, so this is exact there; the local socket is the local
+    collector's in practice (one per host);
+  * at start, before anything arrived, the ack for the position stored in the state directory
+    is subscribed BEFORE `rec`, so the collector resends from there: for the local socket the
+    stored stream of this host's origin (`local_origin`, read before the sandbox), else the
+    stream the same endpoint delivered last. An ack for a stale stream is harmless: its epoch
+    differs and the collector counts it as 0 (resend everything kept).
+The ack follows the position the pipeline has handed to the sinks (Pipeline.streams), renewed
+(subscribe the new topic, then unsubscribe the old) at most every ACK_EVERY_S, or after
+ACK_EVERY_BATCHES batches under load.
 """
 
 from __future__ import annotations
@@ -23,7 +41,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 import zmq
@@ -34,10 +52,12 @@ from shared.curve import CurveError, KeyPair, load_public, load_secret
 from shared.errors import FrameError
 
 from .pipeline import Pipeline
+from .state.streams import Stream
 
 LOCAL_TRANSPORTS = ("ipc://", "inproc://")
 MAX_MESSAGE_BYTES = 1 << 28  # above any batch the collector makes (see docs/remote.md)
 BURST = 1000  # messages handled per poll() before the caller gets control back
+ACK_EVERY_S, ACK_EVERY_BATCHES = 0.1, 64
 RETRY_FIRST_S, RETRY_MAX_S = 2.0, 60.0  # reconnect backoff after a refused handshake
 _MONITOR_EVENTS = (
     zmq.EVENT_HANDSHAKE_SUCCEEDED
@@ -88,6 +108,20 @@ class _Remote(NamedTuple):
     monitor: zmq.Socket
 
 
+class _Ack:
+    """The one ack subscription of a socket (see the module docstring for the rule)."""
+
+    __slots__ = ("source", "origin", "learned", "topic", "batches", "at")
+
+    def __init__(self, source: str, origin: str | None) -> None:
+        self.source = source  # the endpoint(s) of the socket, as stored with the stream
+        self.origin = origin
+        self.learned = False  # origin seen on this socket (not only guessed from the state directory)
+        self.topic: bytes | None = None
+        self.batches = 0  # batches since the last renewal
+        self.at = -1e18
+
+
 class Receiver:
     def __init__(
         self,
@@ -95,6 +129,8 @@ class Receiver:
         pipeline: Pipeline,
         rcvhwm: int = 100000,
         curve: KeyPair | None = None,
+        local_origin: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         eps = [e if isinstance(e, Endpoint) else Endpoint(e) for e in endpoints]
         for e in eps:  # checked before any socket exists
@@ -114,9 +150,13 @@ class Receiver:
         self._retry: dict[str, tuple[float, float]] = {}  # address -> (when, next delay)
         self._backoff: dict[str, float] = {}
         self.poller = zmq.Poller()
+        self.clock = clock
+        self.acks: dict[zmq.Socket, _Ack] = {}
         local = [e.address for e in eps if e.server_key is None]
         if local:
-            self.sock = self._sub()
+            source = ",".join(local)
+            guess = pipeline.streams.streams.get(local_origin) if local_origin else None
+            self.sock = self._sub(_Ack(source, local_origin), guess)
             for address in local:
                 self.sock.connect(address)
         for e in eps:
@@ -129,16 +169,23 @@ class Receiver:
         for m in self._monitors:
             self.poller.register(m, zmq.POLLIN)
 
-    def _sub(self) -> zmq.Socket:
+    def _sub(self, ack: _Ack, stream: Stream | None) -> zmq.Socket:
         sock = self.ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.RCVHWM, self.rcvhwm)
         sock.setsockopt(zmq.LINGER, 0)
+        if stream is None or not stream.known:
+            stream = self.pipeline.streams.for_source(ack.source)
+        if stream is not None and stream.known:  # where to resume: before `rec` (module docstring)
+            ack.origin = stream.origin
+            ack.topic = envelope.ack_topic(stream.epoch, stream.written)
+            sock.setsockopt(zmq.SUBSCRIBE, ack.topic)
+        self.acks[sock] = ack
         for topic in (envelope.TOPIC_HOST, envelope.TOPIC_RECORDS):
             sock.setsockopt(zmq.SUBSCRIBE, topic)
         return sock
 
     def _add_remote(self, e: Endpoint, curve: KeyPair) -> None:
-        sock = self._sub()
+        sock = self._sub(_Ack(e.address, None), None)
         sock.setsockopt(zmq.CURVE_SERVERKEY, e.server_key)
         sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.public)
         sock.setsockopt(zmq.CURVE_SECRETKEY, curve.secret)
@@ -171,25 +218,67 @@ class Receiver:
         self._subscribe(zmq.SUBSCRIBE, envelope.MARK + str(token).encode())
 
     # -- input -------------------------------------------------------------------------------
-    def handle(self, frames: list[bytes]) -> None:
+    def handle(self, frames: list[bytes], sock: zmq.Socket | None = None) -> None:
         if len(frames) != 2:
-            self.stats["MalformedFrame"] += 1
+            self._frame_error("MalformedFrame")
             return
         topic, body = frames
         try:
             if topic == envelope.TOPIC_RECORDS:
                 b = envelope.unpack_batch(body)
                 self.pipeline.on_batch(b.origin, b.seq, b.records, b.kernel_drops, b.epoch, b.first_record)
+                if sock is not None:
+                    self._batch_done(sock, b.origin)
             elif topic == envelope.TOPIC_HOST:
                 m = envelope.unpack_host(body)
                 self.pipeline.on_host(m.origin, m.context)
             else:
-                self.stats["unknown_topic"] += 1
+                self._frame_error("unknown_topic")
         except FrameError as e:
-            self.stats[type(e).__name__] += 1
-        except (ValueError, TypeError, KeyError) as e:  # a well-formed frame with nonsense inside
-            self.stats["bad_content"] += 1
+            self._frame_error(type(e).__name__)
+        except Exception as e:  # noqa: BLE001  a well-formed frame with nonsense inside: never fatal
             self.last_error = repr(e)
+            self._frame_error("bad_content")
+
+    def _frame_error(self, what: str) -> None:
+        self.stats[what] += 1
+        self.pipeline.on_frame_error(what)
+
+    # -- acknowledgements ----------------------------------------------------------------------
+    def _batch_done(self, sock: zmq.Socket, origin: str) -> None:
+        a = self.acks.get(sock)
+        if a is None:
+            return
+        if not a.learned:
+            a.learned, a.origin = True, origin
+            self.pipeline.streams.set_source(origin, a.source)
+        elif origin != a.origin:
+            self.stats["ack_other_origin"] += 1
+            return
+        a.batches += 1
+        if a.batches >= ACK_EVERY_BATCHES:
+            self._renew(sock, a, self.clock())
+
+    def _renew(self, sock: zmq.Socket, a: _Ack, now: float) -> None:
+        a.batches = 0
+        s = self.pipeline.streams.streams.get(a.origin) if a.origin else None
+        if s is None or not s.known:
+            return
+        topic = envelope.ack_topic(s.epoch, s.written)
+        if topic == a.topic:
+            return
+        sock.setsockopt(zmq.SUBSCRIBE, topic)  # new first: there is always one
+        if a.topic is not None:
+            sock.setsockopt(zmq.UNSUBSCRIBE, a.topic)
+        a.topic, a.at = topic, now
+        self.stats["acks"] += 1
+
+    def renew_acks(self) -> None:
+        """Renew every ack whose position moved, at most every ACK_EVERY_S."""
+        now = self.clock()
+        for sock, a in self.acks.items():
+            if now - a.at >= ACK_EVERY_S:
+                self._renew(sock, a, now)
 
     def _on_monitor(self, r: _Remote) -> None:
         while True:
@@ -246,9 +335,11 @@ class Receiver:
                     frames = sock.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                self.handle(frames)
+                self.handle(frames, sock)
                 n += 1
                 budget -= 1
+        self.renew_acks()
+        self.pipeline.tick()
         return n
 
     def close(self) -> None:
@@ -259,3 +350,4 @@ class Receiver:
             s.close(0)
         self.remotes = []
         self.sockets = []
+        self.acks = {}

@@ -1,19 +1,49 @@
-"""Per-collector (origin) state: its host context, process cache and stream position.
+"""Per-collector (origin) state: its host context and process cache.
 
 A filterd may be fed by many collectors; pids, users and clocks are per host, so every lookup
-goes through the origin's HostState. Records of an origin whose context has not arrived yet
-are parked (bounded) and replayed when it does.
+goes through the origin's HostState. Batches of an origin whose context has not arrived yet
+are parked (bounded) and replayed when it does. The context comes from the wire, so update()
+takes each field only when it has a usable type and range, and never raises: one bad field
+must not cost the whole context (its stream position lives in filterd/state/streams.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, NamedTuple
 
 from filterd.guid import logon_guid, machine_id_from
 
 from .process_cache import ProcessCache
 
 MAX_PARKED_BATCHES = 64
+MAX_PARKED_BYTES = 64 << 20
+MAX_USERS = 1 << 16
+MAX_LOGINS = 4096
+_U64 = 1 << 64
+
+
+class Parked(NamedTuple):
+    """A batch waiting for its host context; or, with `dropped`, batches that did not fit (their
+    blobs gone, their place in the stream kept: seq to end_seq, records first_record to end_record)."""
+
+    epoch: int
+    seq: int
+    first_record: int
+    kernel_drops: int
+    blob: bytes
+    end_seq: int = 0
+    end_record: int = 0
+    dropped: int = 0  # kernel records in the batches dropped
+    placeholder: bool = False
+
+
+def _int(v: Any, default: int, lo: int = 0, hi: int = _U64) -> int:
+    return v if type(v) is int and lo <= v < hi else default
+
+
+def _text(v: Any, default: str) -> str:
+    return v if isinstance(v, str) and v else default
 
 
 class HostState:
@@ -31,26 +61,62 @@ class HostState:
         self.collector_pid = 0
         self.counters: dict[str, Any] = {}
         self.cache = ProcessCache()
-        self.next_seq: int | None = None
-        self.kernel_drops = 0  # as last reported by this origin's batches
-        self.parked: list[bytes] = []
+        self.parked: list[Parked] = []
+        self.parked_bytes = 0
         self.image_hashes: dict[tuple[int, int, int], tuple[int, bytes]] = {}  # identity -> (algos, digests)
+        self.bad_fields = 0  # context fields ignored for their type or range
 
     def update(self, ctx: dict[str, Any]) -> None:
-        self.hostname = str(ctx.get("hostname") or "-")
-        self.machine_id = machine_id_from(str(ctx.get("machine_id", "")))
+        self.hostname = _text(ctx.get("hostname"), "-")
+        mid = ctx.get("machine_id", "")
+        self.machine_id = machine_id_from(mid if isinstance(mid, str) else "")
         # The first boot epoch is kept: re-measured values jitter by microseconds and a GUID's
-        # seconds must not change between a process's create and terminate events.
+        # seconds must not change between a process's create and terminate events. Kept within
+        # +-2**62 ns (year 2116) so every time stays printable.
         if not self.boot_epoch_ns:
-            self.boot_epoch_ns = int(ctx.get("boot_epoch_ns", 0))
-        self.users = {int(k): str(v) for k, v in dict(ctx.get("users", {})).items()}
-        self.logins = {(str(line), str(user)): int(sec) for line, user, sec in ctx.get("logins", [])}
-        self.collector_pid = int(ctx.get("collector_pid", 0))
-        self.collector_version = str(ctx.get("collector_version", "-"))
-        self.collector_uptime_s = float(ctx.get("uptime_s", 0.0))
-        self._logon_guids: dict[tuple[int, int, str], str] = {}
-        self.counters = dict(ctx.get("counters", {}))
+            self.boot_epoch_ns = self._field(ctx, "boot_epoch_ns", 0, -(1 << 62), 1 << 62)
+        users = ctx.get("users", {})
+        if isinstance(users, dict) and len(users) <= MAX_USERS:
+            self.users = {}
+            for k, v in users.items():
+                uid = (
+                    k
+                    if type(k) is int
+                    else int(k)
+                    if isinstance(k, str) and k.isdecimal() and len(k) < 12
+                    else -1
+                )
+                if 0 <= uid < 1 << 32 and isinstance(v, str):
+                    self.users[uid] = v
+                else:
+                    self.bad_fields += 1
+        elif users:
+            self.bad_fields += 1
+        logins = ctx.get("logins", [])
+        if isinstance(logins, list) and len(logins) <= MAX_LOGINS:
+            self.logins = {}
+            for e in logins:
+                if isinstance(e, list) and len(e) == 3 and isinstance(e[0], str) and isinstance(e[1], str):
+                    self.logins[(e[0], e[1])] = _int(e[2], 0, -(1 << 63), 1 << 63)
+                else:
+                    self.bad_fields += 1
+        elif logins:
+            self.bad_fields += 1
+        self.collector_pid = self._field(ctx, "collector_pid", 0, 0, 1 << 32)
+        self.collector_version = _text(ctx.get("collector_version"), "-")
+        up = ctx.get("uptime_s", 0.0)
+        self.collector_uptime_s = float(up) if type(up) in (int, float) and math.isfinite(up) else 0.0
+        self._logon_guids = {}
+        counters = ctx.get("counters", {})
+        self.counters = counters if isinstance(counters, dict) else {}
         self.ready = True
+
+    def _field(self, ctx: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
+        v = ctx.get(key, default)
+        out = _int(v, default, lo, hi)
+        if out is not v:
+            self.bad_fields += 1
+        return out
 
     def user_name(self, uid: int) -> str:
         return self.users.get(uid, "-")
