@@ -61,7 +61,11 @@ def build_stamp(ring_pages: int, btf_path: str | None) -> bytes:
     return h.digest()
 
 
-def load_and_pin(pin_dir: Path, ring_pages: int = RINGBUF_PAGES, btf_path: str | None = None) -> None:
+def load_and_pin(
+    pin_dir: Path | None, ring_pages: int = RINGBUF_PAGES, btf_path: str | None = None, fd_socket: int = -1
+) -> None:
+    """Load, then pin in `pin_dir`, or (without bpffs) hand the fds to the collector over
+    `fd_socket` (SCM_RIGHTS): it then keeps them for its life, and a restart loads again."""
     offsets = resolve_offsets(btf_path)
     try:
         from bcc import BPF  # Debian's python3-bpfcc, through --system-site-packages
@@ -80,6 +84,10 @@ def load_and_pin(pin_dir: Path, ring_pages: int = RINGBUF_PAGES, btf_path: str |
     for slot, value in slots.items():
         stream[ctypes.c_int(slot)] = ctypes.c_uint64(value)
 
+    if fd_socket >= 0:
+        _send_fds(fd_socket, {name: bpf[name].map_fd for name in PINNED_MAPS}, bpf)
+        return
+    assert pin_dir is not None
     from .bpfsys import obj_pin
 
     ensure_bpffs(pin_dir)
@@ -103,6 +111,20 @@ def load_and_pin(pin_dir: Path, ring_pages: int = RINGBUF_PAGES, btf_path: str |
         raise
 
 
+def _send_fds(sock_fd: int, maps: dict[str, int], bpf: object) -> None:
+    import socket
+
+    with socket.socket(fileno=sock_fd) as sock:
+        for name, fd in maps.items():
+            socket.send_fds(sock, [f"map/{name}".encode()], [fd])
+        for hook in HOOKS:
+            fn = bpf.funcs.get(hook.fn_name.encode())  # type: ignore[attr-defined]
+            if fn is None:
+                raise LoadError(f"program {hook.fn_name} was not loaded (check collector/probes.py)")
+            socket.send_fds(sock, [f"prog/{hook.fn_name}".encode()], [fn.fd])
+        sock.sendall(b"end")
+
+
 def main(argv: list[str] | None = None) -> int:
     from .pins import DEFAULT_PIN_DIR
 
@@ -110,9 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pin-dir", default=DEFAULT_PIN_DIR)
     p.add_argument("--ring-pages", type=int, default=RINGBUF_PAGES)
     p.add_argument("--btf", help="BTF file to use instead of /sys/kernel/btf/vmlinux")
+    p.add_argument("--fd-socket", type=int, default=-1, help="send the fds here instead of pinning")
     args = p.parse_args(argv)
     try:
-        load_and_pin(Path(args.pin_dir), args.ring_pages, args.btf)
+        load_and_pin(Path(args.pin_dir), args.ring_pages, args.btf, args.fd_socket)
     except (CollectorError, OSError) as e:
         print(f"sysmon-collector: {e}", file=sys.stderr)
         return 1

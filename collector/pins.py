@@ -80,12 +80,13 @@ def _statfs_magic(path: str) -> int | None:
 
 
 def ensure_bpffs(pin_dir: Path) -> None:
-    """Mount bpffs on the pin directory's parent when nothing is mounted there (systemd mounts
-    /sys/fs/bpf at boot; a plain container or VM may not)."""
+    """Mount bpffs on /sys/fs/bpf when nothing is mounted there (systemd mounts it at boot; a
+    plain VM may not). Raises OSError when the pin directory cannot be in a bpffs."""
     parent = pin_dir.parent
     if _statfs_magic(str(parent)) == BPF_FS_MAGIC:
         return
-    parent.mkdir(parents=True, exist_ok=True)
+    if str(parent) != "/sys/fs/bpf":
+        raise OSError(20, f"{parent} is not a bpffs")
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(b"bpf", str(parent).encode(), b"bpf", 0, None) != 0:
         err = ctypes.get_errno()

@@ -10,6 +10,7 @@ counters, keeps the monitor's own processes quiet, and keeps the stream position
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -43,20 +44,35 @@ class Programs:
     ) -> None:
         self.pins = PinDir(pin_dir)
         self.loaded_now = False
-        stamp = build_stamp(ring_pages, btf_path)
-        if not self._current(stamp):
-            self._run_loader(ring_pages, btf_path)
-            self.loaded_now = True
+        self._progs: dict[str, int] = {}  # unpinned mode: program fds we hold
+        self._links: dict[str, int] = {}  # unpinned mode: link fds we hold
+        try:
+            ensure_bpffs(self.pins.path)
+            self.pinned = True
+        except OSError as e:  # e.g. a container with a read-only /sys and no CAP_SYS_ADMIN
+            print(
+                f"sysmon-collector: no bpffs ({e}): programs live only as long as this process",
+                file=sys.stderr,
+            )
+            self.pinned = False
+        if self.pinned:
+            stamp = build_stamp(ring_pages, btf_path)
             if not self._current(stamp):
-                raise LoadError(f"the loader left no usable pins in {pin_dir}")
-        self.fds = {name: bpfsys.obj_get(self.pins.map(name)) for name in PINNED_MAPS}
+                self._run_loader(ring_pages, btf_path)
+                self.loaded_now = True
+                if not self._current(stamp):
+                    raise LoadError(f"the loader left no usable pins in {pin_dir}")
+            self.fds = {name: bpfsys.obj_get(self.pins.map(name)) for name in PINNED_MAPS}
+        else:
+            self.fds = self._load_unpinned(ring_pages, btf_path)
+            self.loaded_now = True
         self.ring_fd = self.fds["events"]
         self.ring_size = self.stream_get(RING_BYTES)
         self.epoch = self.stream_get(EPOCH)
         self.enabled_kinds = frozenset(
             k for k in range(records.MAX_BPF_KIND) if self._u32(self.fds["enabled"], k)
         )
-        linked = self.pins.linked()
+        linked = self.pins.linked() if self.pinned else set()
         self.attached: set[Hook] = {h for h in HOOKS if h.fn_name in linked}
 
     # -- pins ------------------------------------------------------------------------------
@@ -73,17 +89,42 @@ class Programs:
             os.close(fd)
         return got == stamp and all(Path(self.pins.prog(h.fn_name)).exists() for h in HOOKS)
 
-    def _run_loader(self, ring_pages: int, btf_path: str | None) -> None:
-        ensure_bpffs(self.pins.path)
+    def _run_loader(self, ring_pages: int, btf_path: str | None, fd_socket: int = -1) -> None:
         argv = [sys.executable, "-m", "collector.loader", "--pin-dir", str(self.pins.path)]
         argv += ["--ring-pages", str(ring_pages)] + (["--btf", btf_path] if btf_path else [])
+        argv += ["--fd-socket", str(fd_socket)] if fd_socket >= 0 else []
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
         try:
-            r = subprocess.run(argv, env=env, timeout=LOADER_TIMEOUT_S, stdin=subprocess.DEVNULL)
+            r = subprocess.run(
+                argv,
+                env=env,
+                timeout=LOADER_TIMEOUT_S,
+                stdin=subprocess.DEVNULL,
+                pass_fds=(fd_socket,) if fd_socket >= 0 else (),
+            )
         except subprocess.TimeoutExpired as e:
             raise LoadError(f"loading the BPF programs took over {LOADER_TIMEOUT_S:.0f} s") from e
         if r.returncode != 0:
             raise LoadError(f"loading the BPF programs failed (loader exit status {r.returncode})")
+
+    def _load_unpinned(self, ring_pages: int, btf_path: str | None) -> dict[str, int]:
+        """Without bpffs the loader hands us its fds (SCM_RIGHTS) before it exits."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        maps: dict[str, int] = {}
+        with ours:
+            try:
+                self._run_loader(ring_pages, btf_path, theirs.fileno())
+            finally:
+                theirs.close()
+            while True:
+                msg, fds, _, _ = socket.recv_fds(ours, 256, 1)
+                if not fds:
+                    break
+                kind, _, name = msg.decode().partition("/")
+                (maps if kind == "map" else self._progs)[name] = fds[0]
+        if set(maps) != set(PINNED_MAPS) or set(self._progs) != {h.fn_name for h in HOOKS}:
+            raise LoadError("the loader handed over an incomplete set of maps and programs")
+        return maps
 
     # -- maps --------------------------------------------------------------------------------
     @staticmethod
@@ -118,13 +159,16 @@ class Programs:
         """Attach exactly the hooks that feed a wanted kind (attach first, so no gap)."""
         wanted = {h for h in HOOKS if set(h.kinds) & kinds}
         for h in wanted - self.attached:
-            prog = bpfsys.obj_get(self.pins.prog(h.fn_name))
+            prog = bpfsys.obj_get(self.pins.prog(h.fn_name)) if self.pinned else self._progs[h.fn_name]
             try:
                 if h.raw:
                     link = bpfsys.attach_raw_tracepoint(prog, h.tracepoint)
                 else:
                     category, name = h.tracepoint.split(":")
                     link = bpfsys.attach_tracepoint(prog, category, name)
+                if not self.pinned:
+                    self._links[h.fn_name] = link
+                    continue
                 try:
                     bpfsys.obj_pin(link, self.pins.link(h.fn_name))
                 finally:
@@ -132,9 +176,13 @@ class Programs:
             except OSError as e:
                 raise LoadError(f"cannot attach {h.tracepoint}: {e}") from e
             finally:
-                os.close(prog)
+                if self.pinned:
+                    os.close(prog)
         for h in self.attached - wanted:
-            Path(self.pins.link(h.fn_name)).unlink(missing_ok=True)  # the last reference: detached
+            if self.pinned:
+                Path(self.pins.link(h.fn_name)).unlink(missing_ok=True)  # the last reference: detached
+            else:
+                os.close(self._links.pop(h.fn_name))
         self.attached = wanted
 
     def set_enabled(self, kinds: frozenset[int]) -> None:
@@ -154,9 +202,9 @@ class Programs:
 
     def close(self) -> None:
         """Close our handles; the pins (and what they attach) stay for the next collector."""
-        for fd in self.fds.values():
+        for fd in [*self.fds.values(), *self._links.values(), *self._progs.values()]:
             os.close(fd)
-        self.fds = {}
+        self.fds, self._links, self._progs = {}, {}, {}
 
     def unpin(self) -> None:
         self.pins.remove()

@@ -121,3 +121,17 @@ def test_unpin_detaches(pin_dir: str) -> None:
     finally:
         os.close(emitted)
     assert during > before and after == during
+
+
+def test_without_bpffs_the_loader_hands_over_its_fds(tmp_path: Path) -> None:
+    p = Programs(str(tmp_path / "pins"))  # not a bpffs: nothing can be pinned there
+    try:
+        assert not p.pinned and p.loaded_now and not (tmp_path / "pins").exists()
+        p.set_enabled(frozenset({EXEC}))
+        drain(p)
+        tag = uuid.uuid4().hex
+        pids = {exec_marker(tag) for _ in range(5)}
+        assert pids <= {v[_PID] for spec, v, _ in drain(p) if spec.kind == EXEC}
+        p.set_enabled(frozenset())
+    finally:
+        p.close()
