@@ -41,7 +41,7 @@ _MAGIC = b"sysmstr1"
 _SLOT_MAGIC = b"sysmpos1"
 _HEAD = struct.Struct("<8sIHH")  # magic, crc32 of the rest of the head, origin and source lengths
 _HEAD_SIZE = 1024
-_POS = struct.Struct(f"<8sQIIQQQQQ{records.MAX_BPF_KIND}Q")
+_POS = struct.Struct(f"<8sQIIQQQQ{records.MAX_BPF_KIND}Q")
 # magic, generation, crc32 (of everything after it), flags, epoch, written record, next seq,
 # kernel drop total as last carried by a batch, drops per kind as last carried by the host context
 _SLOTS = (_HEAD_SIZE, _HEAD_SIZE + 512)
