@@ -50,7 +50,7 @@ class Monitor:
 
     def _spawn(self, module: str, *args: str, log: str) -> subprocess.Popen[bytes]:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        out = open(self.dir / log, "wb")  # noqa: SIM115 (lives as long as the process)
+        out = open(self.dir / log, "ab")  # noqa: SIM115 (lives as long as the process; restarts append)
         return subprocess.Popen(
             [sys.executable, "-m", module, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
@@ -63,6 +63,11 @@ class Monitor:
         sock = Path(self.endpoint[len("ipc://") :])
         self._wait(lambda: sock.exists(), 120, "collector socket")
         self.control = str(self.dir / "filterd.ctl")
+        self.start_filterd()
+        self._wait(lambda: any(h for h in self.stats().get("hosts", {}).values()), 60, "host context")
+        return self
+
+    def start_filterd(self) -> subprocess.Popen[bytes]:
         args = [
             "--control-socket",
             self.control,
@@ -78,8 +83,7 @@ class Monitor:
         if self.config:
             args += ["--config", self.config]
         self.filterd = self._spawn("filterd", *args, *self.extra_filterd, log="filterd.log")
-        self._wait(lambda: any(h for h in self.stats().get("hosts", {}).values()), 60, "host context")
-        return self
+        return self.filterd
 
     def start_collector(self) -> subprocess.Popen[bytes]:
         self.collector = self._spawn(
