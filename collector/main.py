@@ -218,6 +218,7 @@ class Collector:
             "buffered_bytes": self.stream.kept_bytes,
             "buffer_overflow_records": self.stream.overflow_records,
             "hash_failures": self.hasher.failures,
+            "quiet_pids": sorted(self._quiet),
             "enabled_kinds": sorted(self.programs.enabled_kinds),
             "attached_hooks": sorted(h.tracepoint for h in self.programs.attached),
         }
