@@ -19,6 +19,7 @@ import pwd
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 import zmq
 
@@ -37,6 +38,7 @@ from .programs import Programs
 from .publisher import CurveServer, Publisher, curve_server
 from .ringbuf import RingReader
 from .stream import DEFAULT_MAX_BYTES, Batch, Stream
+from .watchdog import Notifier
 
 DEFAULT_ENDPOINT = "ipc:///run/sysmon/collector.sock"
 BATCH_MAX = 512
@@ -231,7 +233,7 @@ class Collector:
         ctx.update(progress=self.progress, heartbeat_s=self.heartbeat_s, epoch=self.pub.epoch)
         self.pub.publish_host(ctx)
 
-    def run(self, on_tick: object = None) -> None:
+    def run(self, on_tick: Callable[[], None] | None = None) -> None:
         """A timer loop, not an event loop: the kernel sends no wakeups (BPF_RB_NO_WAKEUP), and one
         sleep plus one non-blocking read per tick is cheaper than a ZeroMQ poll."""
         next_beat = 0.0
@@ -247,7 +249,7 @@ class Collector:
                 self.heartbeat()
                 next_beat = now + self.heartbeat_s
             self.drain()
-            if callable(on_tick):
+            if on_tick is not None:
                 on_tick()
         self.drain()
         self.heartbeat()
@@ -300,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         PinDir(args.pin_dir).remove()
         return 0
     endpoints = args.endpoint or [DEFAULT_ENDPOINT]
+    notifier = Notifier.from_environ()  # before the loader child starts: it must not inherit it
     try:
         curve = curve_server(endpoints, args.curve_secret, args.curve_clients)  # before loading BPF
         collector = Collector(
@@ -329,10 +332,13 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
         flush=True,
     )
+    notifier.ready(f"publishing on {', '.join(endpoints)}")
     try:
-        collector.run()
+        collector.run(on_tick=notifier.ping)  # a stuck loop stops the pings: the manager restarts us
     finally:
+        notifier.stopping()
         collector.close()
+        notifier.close()
     return 0
 
 
