@@ -11,9 +11,12 @@ file. So nothing is opened for reading before it is proven to be the exec'd file
 * an O_PATH descriptor is taken of /proc/<pid>/exe (the exact file object) or, once the
   process is gone, of the path resolved without following any symlink (openat2
   RESOLVE_NO_SYMLINKS); O_PATH runs none of the file's open code: no FIFO wait, no device open;
-* fstat on it: a regular file with the inode, ctime and device the kernel recorded, not
-  above the size limit; only then is it reopened for reading through /proc/self/fd (the same
-  file object), non-blocking and without taking a controlling terminal.
+* its mount, from /proc and not from the file system: not FUSE (a user can mount one in a
+  user namespace, and its daemon can leave any stat or read waiting forever), and the device
+  the kernel recorded;
+* fstat on it: a regular file with the inode and ctime the kernel recorded, not above the
+  size limit; only then is it reopened for reading through /proc/self/fd (the same file
+  object), non-blocking and without taking a controlling terminal.
 All of it runs in a small worker pool with a bounded job queue, never in the collector's
 loop: records_for() waits at most `wait_s` per call. A hash not ready by then goes out with a
 later batch (filterd caches hashes by image identity, so the next exec of the image has it).
@@ -28,6 +31,7 @@ import errno
 import hashlib
 import os
 import queue
+import re
 import stat
 import struct
 import threading
@@ -46,7 +50,18 @@ _MAX_CACHE = 4096
 _CHUNK = 1 << 20
 
 # Why a hash is missing (stats "failed_<reason>"): a fixed set, never file names.
-FAIL_REASONS = ("gone", "symlink", "not_regular", "identity", "open_error", "read_error", "changed", "error")
+FAIL_REASONS = (
+    "gone",  # no /proc/<pid>/exe, nothing at the path
+    "symlink",  # a symlink in the path
+    "unknown_mount",  # the file's mount is in no mountinfo we can read
+    "untrusted_fs",  # UNTRUSTED_FS
+    "not_regular",  # FIFO, device, directory...
+    "identity",  # not the device, inode and ctime the kernel recorded
+    "open_error",
+    "read_error",
+    "changed",  # changed while we read it
+    "error",  # a bug: the worker survived it
+)
 
 _HASH_FIELDS = [f.name for f in records.IMAGE_HASH.all_fields]
 _EXEC = struct.Struct(records.PROCESS_EXEC.fmt)
@@ -63,9 +78,10 @@ _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_NO_SYMLINKS = 0x04
 _AT_FDCWD = -100
 _O_READ = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-# File systems whose stat() st_dev is not the super block's s_dev the kernel recorded
-# (btrfs: one anonymous device per subvolume; overlayfs: the layer's device).
-_STAT_DEV_DIFFERS = frozenset({0x9123683E, 0x794C7630})
+# Mount types (prefixes) whose files answer through an unprivileged user's daemon (FUSE is
+# mountable in a user namespace): never stat'ed nor read, a stalled daemon would hold a worker.
+UNTRUSTED_FS: tuple[str, ...] = ("fuse",)
+_MNT_ID = re.compile(rb"^mnt_id:\s*(\d+)", re.M)
 
 Key = tuple[int, int, int]  # (kernel dev_t, inode, ctime seconds), as in PROCESS_EXEC
 
@@ -107,18 +123,51 @@ def _open_path_nofollow(path: bytes) -> int:
     return os.open(path, flags | os.O_NOFOLLOW)
 
 
-def _fs_type(fd: int) -> int:
-    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit; f_type first
-    if _libc.fstatfs(ctypes.c_int(fd), buf) != 0:
-        return 0
-    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+def _mounts(pid: int | None) -> list[tuple[bytes, int, str]]:
+    """(mount id, super block dev_t in the kernel's encoding, fs type) of each mount in the
+    mount namespace of `pid` (None: ours). mountinfo shows sb->s_dev, the very field the BPF
+    program recorded (stat's st_dev is another one on btrfs and overlayfs)."""
+    try:
+        with open(f"/proc/{'self' if pid is None else pid}/mountinfo", "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    out = []
+    for line in data.splitlines():
+        fields = line.split(b" ")  # spaces inside fields are escaped (\040)
+        if b"-" in fields[6:]:
+            major, _, minor = fields[2].partition(b":")
+            fstype = fields[fields.index(b"-", 6) + 1].decode("ascii", "replace")
+            out.append((fields[0], (int(major) << 20) | int(minor), fstype))
+    return out
 
 
-def _same_image(fd: int, st: os.stat_result, key: Key) -> bool:
-    dev, ino, ctime = key
-    if st.st_ino != ino or st.st_ctime_ns // 1_000_000_000 != ctime:
-        return False
-    return kernel_dev(st.st_dev) == dev or _fs_type(fd) in _STAT_DEV_DIFFERS
+def _mount_of(fd: int, pid: int | None) -> tuple[int, str] | None:
+    """(dev_t, fs type) of the mount `fd` is on, from /proc: fdinfo's mnt_id, looked up in the
+    mountinfo of `pid`'s namespace, else ours. None of it calls into the file system, unlike
+    fstat() or fstatfs(), which on FUSE wait for a daemon that may never answer."""
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+            m = _MNT_ID.search(f.read())
+    except OSError:
+        return None
+    if m is None:
+        return None
+    for ns in (pid, None) if pid is not None else (None,):
+        for mnt_id, dev, fstype in _mounts(ns):
+            if mnt_id == m[1]:
+                return dev, fstype
+    return None
+
+
+def _path_refused(dev: int) -> str:
+    """Why a path lookup in our namespace cannot reach the recorded image safely ("" if it can):
+    no mount of that device here (another namespace's file), or one on FUSE (a lookup would
+    wait for its daemon)."""
+    types = [fstype for _, d, fstype in _mounts(None) if d == dev]
+    if not types:
+        return "unknown_mount"
+    return "untrusted_fs" if any(t.startswith(UNTRUSTED_FS) for t in types) else ""
 
 
 def _digest_fd(fd: int, algos: frozenset[str], limit: int) -> bytes | None:
@@ -151,12 +200,20 @@ def _version(st: os.stat_result) -> tuple[int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
-def _hash_verified(pfd: int, job: _Job, limit: int) -> str:
+def _hash_verified(pfd: int, job: _Job, limit: int, pid: int | None) -> str:
     """Hash the file behind O_PATH descriptor `pfd` if it is the exec'd image; "" or a reason."""
+    dev, ino, ctime = job.key
+    mount = _mount_of(pfd, pid)
+    if mount is None:
+        return "unknown_mount"
+    if mount[1].startswith(UNTRUSTED_FS):
+        return "untrusted_fs"
+    if mount[0] != dev:
+        return "identity"
     st = os.fstat(pfd)
     if not stat.S_ISREG(st.st_mode):
         return "not_regular"
-    if not _same_image(pfd, st, job.key):
+    if st.st_ino != ino or st.st_ctime_ns // 1_000_000_000 != ctime:
         return "identity"
     if st.st_size > limit:
         return "too_big"
@@ -188,6 +245,9 @@ def _run(job: _Job, limit: int) -> None:
     if job.path is not None:
         candidates.append((False, job.path))
     for is_exe, name in candidates:
+        if not is_exe and (refused := _path_refused(job.key[0])):
+            why = refused
+            continue
         try:
             # /proc/<pid>/exe is a magic link: followed on purpose, it is the file the kernel ran
             pfd = os.open(name, os.O_PATH | os.O_CLOEXEC) if is_exe else _open_path_nofollow(name)
@@ -200,7 +260,7 @@ def _run(job: _Job, limit: int) -> None:
                 why = "open_error"
             continue
         try:
-            why = _hash_verified(pfd, job, limit)
+            why = _hash_verified(pfd, job, limit, job.pid if is_exe else None)
         except OSError:
             why = "open_error"
         finally:

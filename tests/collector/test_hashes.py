@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import shutil
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -413,3 +415,69 @@ def test_changing_algorithms_drops_older_results(image: Path) -> None:
         assert algos == 2 and digests == hashlib.md5(image.read_bytes()).digest()
     finally:
         h.close()
+
+
+STALLED_FUSE = """
+import ctypes, json, os, subprocess, sys, time
+from collector.hashes import ImageHasher, _mounts
+from shared import records
+from shared.decode import encode, split_path
+
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.unshare(0x00020000) == 0, "unshare(CLONE_NEWNS)"  # our mounts stay in this process
+assert libc.mount(b"none", b"/", None, (1 << 18) | 16384, None) == 0, "make / rprivate"
+mnt = sys.argv[1]
+fuse = os.open("/dev/fuse", os.O_RDWR)  # never read: every request on the mount waits forever
+opts = f"fd={fuse},rootmode=40000,user_id=0,group_id=0".encode()
+assert libc.mount(b"stalled", mnt.encode(), b"fuse", 0, opts) == 0, ctypes.get_errno()
+[dev] = [d for _, d, t in _mounts(None) if t == "fuse"]  # from mountinfo: never touches the mount
+p = subprocess.Popen(["true"])
+p.wait()
+rec = encode(records.PROCESS_EXEC, (split_path(mnt + "/img"), b"", b""), pid=p.pid, exe_ino=2, exe_dev=dev)
+h = ImageHasher(workers=1)
+h.want(frozenset({"SHA256"}))
+h.records_for([rec])
+deadline = time.monotonic() + 20
+while not h.failures and time.monotonic() < deadline:
+    time.sleep(0.01)
+    h.records_for([])
+print(json.dumps(h.stats))
+os.close(fuse)  # aborts the connection: a request stuck on it fails, the worker is free again
+"""
+
+
+def test_image_on_a_stalled_fuse_mount_is_not_touched(tmp_path: Path) -> None:
+    """A FUSE daemon that never answers: the worker must not look the path up at all."""
+    mnt = tmp_path / "fuse"
+    mnt.mkdir()
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", STALLED_FUSE, str(mnt)],
+        env=dict(os.environ, PYTHONPATH=str(root)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(out.stdout) == {"failed_untrusted_fs": 1}
+
+
+def test_live_process_on_an_untrusted_fs_is_not_touched(
+    hasher: ImageHasher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/proc/<pid>/exe: the mount type comes from mountinfo, before any stat of the file. tmpfs
+    stands for FUSE here (a working FUSE server is more than this test needs)."""
+    monkeypatch.setattr(hashes, "UNTRUSTED_FS", ("tmpfs",))
+    path = Path(f"/dev/shm/sysmon-test-img-{os.getpid()}")
+    shutil.copy(SLEEP, path)
+    proc = subprocess.Popen([path, "60"])
+    watch = Inotify(path)
+    try:
+        rec = exec_record(proc.pid, path, os.stat(path))
+        assert hasher.records_for([rec]) == [rec]
+        assert hasher.stats["failed_untrusted_fs"] == 1 and not watch.opened()
+    finally:
+        watch.close()
+        proc.kill()
+        proc.wait()
+        path.unlink()
