@@ -63,6 +63,7 @@ _FORK_F = {f.name: i for i, f in enumerate(records.PROCESS_FORK.all_fields)}
 _HASH_F = {f.name: i for i, f in enumerate(records.IMAGE_HASH.all_fields)}
 MAX_IMAGE_HASHES = 8192
 _SNAPSHOT = records.REC_F_SNAPSHOT
+_MAX_BPF_KIND = records.MAX_BPF_KIND  # kernel kinds are below it: the numbered ones (state/streams.py)
 _KIND_NAMES = {k.kind: k.name for k in records.KINDS}
 SELF = "filterd"  # subject of losses not tied to one collector
 
@@ -88,7 +89,7 @@ def count_numbered(blob: bytes) -> int:
     n = 0
     try:
         for rec in split(blob):
-            if 0 < rec[0] < records.MAX_BPF_KIND and not rec[1] and not rec[2] & _SNAPSHOT:
+            if 0 < rec[0] < _MAX_BPF_KIND and not rec[1] and not rec[2] & _SNAPSHOT:
                 n += 1
     except FrameError:
         pass
@@ -339,59 +340,59 @@ class Pipeline:
     # -- records ---------------------------------------------------------------------------
     def records(self, h: HostState, blob: bytes, skip: int = 0) -> int:
         """Handle a batch's records, the first `skip` kernel records excepted (seen before);
-        returns how many kernel (numbered) records it held."""
+        returns how many kernel (numbered) records it held. The dispatch is inline: it is the
+        hot path, and a try block costs nothing until something raises."""
         header = self.headers[h.origin]
+        stats = self.stats
         numbered = 0
         try:
             for rec in split(blob):
                 kind = rec[0] | (rec[1] << 8)
-                if 0 < kind < records.MAX_BPF_KIND and not rec[2] & _SNAPSHOT:
+                if 0 < kind < _MAX_BPF_KIND and not rec[2] & _SNAPSHOT:
                     numbered += 1
                     if numbered <= skip:
                         continue
                 try:
-                    self.record(h, rec, header)
+                    spec, v, strings = decode(rec)
+                    stats["decoded"] += 1
+                    if kind == _EXEC:
+                        self.on_exec(h, v, strings, header)
+                    elif kind == _EXIT:
+                        if 5 in self.enabled:
+                            self.filtered(5, self.m_terminate, process_terminate.build(h, v), header)
+                        else:
+                            h.cache.exited(
+                                v[process_terminate.PID],
+                                v[process_terminate.START],
+                                v[process_terminate.TIME],
+                            )
+                    elif kind == _FORK:
+                        self.on_fork(h, v)
+                    elif kind == _HASH:
+                        self.on_hash(h, v, strings)
+                    elif kind in self.simple:
+                        eid, build, matcher = self.simple[kind]
+                        values = build(h, v, strings)
+                        if values is None:
+                            stats[f"unparsed_{spec.name}"] += 1
+                        else:
+                            self.filtered(eid, matcher, values, header)
+                    elif kind == _MARKER:
+                        self.markers[h.origin] = v[-1]
+                        stats["markers"] += 1
                 except UnknownKind:
-                    self.stats["UnknownKind"] += 1
+                    stats["UnknownKind"] += 1
                     self.loss.add(UNKNOWN, h.origin, 1, {f"kind {kind}:": 1})
                 except Exception:  # noqa: BLE001  anything a record can make a builder raise
                     name = kind_name(kind)
-                    self.stats[f"bad_record_{name}"] += 1
+                    stats[f"bad_record_{name}"] += 1
                     self.loss.add(CONTENT, h.origin, 1, {name: 1})
         except FrameError as e:  # a length that does not fit: the rest of the batch is unreadable
-            self.stats[type(e).__name__] += 1
-            self.stats["truncated_batches"] += 1
+            stats[type(e).__name__] += 1
+            stats["truncated_batches"] += 1
             self.loss.add(FRAMES, SELF, 1, {"truncated batch": 1})
         self.flush()
         return numbered
-
-    def record(self, h: HostState, rec: memoryview, header: SystemHeader) -> None:
-        spec, v, strings = decode(rec)
-        self.stats["decoded"] += 1
-        kind = spec.kind
-        if kind == _EXEC:
-            self.on_exec(h, v, strings, header)
-        elif kind == _EXIT:
-            if 5 in self.enabled:
-                self.filtered(5, self.m_terminate, process_terminate.build(h, v), header)
-            else:
-                h.cache.exited(
-                    v[process_terminate.PID], v[process_terminate.START], v[process_terminate.TIME]
-                )
-        elif kind == _FORK:
-            self.on_fork(h, v)
-        elif kind == _HASH:
-            self.on_hash(h, v, strings)
-        elif kind in self.simple:
-            eid, build, matcher = self.simple[kind]
-            values = build(h, v, strings)
-            if values is None:
-                self.stats[f"unparsed_{spec.name}"] += 1
-            else:
-                self.filtered(eid, matcher, values, header)
-        elif kind == _MARKER:
-            self.markers[h.origin] = v[-1]
-            self.stats["markers"] += 1
 
     def on_frame_error(self, error: str) -> None:
         """A frame the receiver could not use (its records, if any, show up as a stream gap)."""

@@ -2,8 +2,8 @@
 
 A stream is (origin, epoch) (shared/envelope.py). Its kernel records are numbered: a batch
 carries `first_record`, the number of its first kernel record, and counts only kernel records
-(kinds made by BPF, not the collector's own snapshot, hash and marker records, which are
-unnumbered: collector/stream.py). filterd keeps per origin the number of the next kernel
+(is_numbered: kinds made by BPF, not the collector's own snapshot, hash and marker records,
+which are unnumbered: collector/stream.py). filterd keeps per origin the number of the next kernel
 record it expects, so:
   * first_record above it: exactly that many records were lost on the way (reported);
   * first_record below it: the batch (or its first records) was seen already, a resend after a
@@ -46,12 +46,13 @@ _POS = struct.Struct(f"<8sQIIQQQQ{records.MAX_BPF_KIND}Q")
 # kernel drop total as last carried by a batch, drops per kind as last carried by the host context
 _SLOTS = (_HEAD_SIZE, _HEAD_SIZE + 512)
 F_HAS_KINDS, F_HAS_POS = 1, 2
-NUMBERED_KINDS = frozenset(k.kind for k in records.KINDS if k.origin == "bpf")
 
 
 def is_numbered(kind: int, flags: int) -> bool:
-    """A kernel record, which the collector numbers (its /proc snapshot copies are not)."""
-    return kind in NUMBERED_KINDS and not flags & records.REC_F_SNAPSHOT
+    """A kernel record, which the collector numbers: kernel kinds are below MAX_BPF_KIND (the
+    collector's own start at 64), and its /proc snapshot copies of PROCESS_EXEC are flagged.
+    filterd/pipeline.py applies the same test inline."""
+    return 0 < kind < records.MAX_BPF_KIND and not flags & records.REC_F_SNAPSHOT
 
 
 def local_origin() -> str | None:

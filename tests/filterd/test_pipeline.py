@@ -345,3 +345,28 @@ def test_a_tail_client_added_later_is_not_a_loss(lp: tuple[Pipeline, ListSink, C
     p.sinks.append(Slow())
     p.tick()
     assert reports(sink) == []
+
+
+def test_a_restarted_filterd_reports_exactly_what_it_missed(tmp_path: Path) -> None:
+    """Position and kernel drop counters come back from the state directory: what the collector
+    could not keep while filterd was away is one exact report, the rest is skipped or logged."""
+    clock = Clock()
+
+    def start() -> tuple[Pipeline, ListSink]:
+        sink = ListSink()
+        p = Pipeline(load_config_bytes(ALL, "all.xml"), [sink], ids, state_dir=tmp_path, clock=clock)
+        p.on_host(ORIGIN, {**HOST, "counters": {"kernel_dropped": {1: 4}}})
+        return p, sink
+
+    ids = RecordIdCounter(tmp_path / "eventId")
+    p, sink = start()
+    p.on_batch(ORIGIN, 0, execs(5), epoch=3, first_record=0)
+    assert lost(sink) == ["the kernel ring buffer of h1 dropped 4 records (PROCESS_EXEC 4)"]
+    del p  # kill -9: nothing closed, nothing flushed
+    p, sink = start()
+    assert lost(sink) == []  # the 4 kernel drops were reported before the restart
+    p.on_batch(ORIGIN, 0, execs(5), epoch=3, first_record=0)  # resent: all seen
+    p.on_batch(ORIGIN, 3, execs(2, 300), epoch=3, first_record=12)  # records 5..11 never came back
+    assert lost(sink) == ["7 records from h1 lost in transit (2 batches missing)"]
+    assert sum("<EventID>1<" in x for x in sink.lines) == 2
+    ids.close()
