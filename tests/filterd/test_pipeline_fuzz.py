@@ -16,6 +16,8 @@ import struct
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from filterd.config.loader import load_config_bytes
 from filterd.pipeline import Pipeline
 from filterd.receiver import Receiver
@@ -23,6 +25,7 @@ from filterd.state.record_id import RecordIdCounter
 from shared import envelope, records
 from shared.decode import encode, split_path
 
+pytestmark = pytest.mark.slow  # ~20 s: outside CI's fast tier, inside its whole-suite run
 RECORDS = 1_000_000
 PER_BATCH = 1000
 ORIGIN = "fuzz/origin"
