@@ -66,6 +66,7 @@ _SNAPSHOT = records.REC_F_SNAPSHOT
 _MAX_BPF_KIND = records.MAX_BPF_KIND  # kernel kinds are below it: the numbered ones (state/streams.py)
 _KIND_NAMES = {k.kind: k.name for k in records.KINDS}
 SELF = "filterd"  # subject of losses not tied to one collector
+MAX_ORIGINS = 1024  # collectors one filterd serves
 
 # Record kind -> (Sysmon event id, builder(host, values, strings) -> EventData or None).
 # Process records are handled by Pipeline methods: they also maintain the process cache.
@@ -115,6 +116,7 @@ class Pipeline:
         self.markers: dict[str, int] = {}
         self.rule_hits: Counter[str] = Counter()  # RuleName -> events it included
         self._out: list[str] = []  # rendered events of the batch being processed
+        self.parked_bytes = 0  # batches of all origins waiting for their host context
         self.local_header = SystemHeader(socket.gethostname(), os.getpid(), os.getpid(), 0)
         self.clock = clock
         self.streams = StreamTable(Path(state_dir) if state_dir is not None else None)
@@ -208,21 +210,31 @@ class Pipeline:
         return d if type(d) is int else 0
 
     # -- input -----------------------------------------------------------------------------
-    def host(self, origin: str) -> HostState:
+    def host(self, origin: str) -> HostState | None:
+        """The origin's state; None past MAX_ORIGINS (a flood of made-up origins must not take
+        the memory: what such an origin sends is dropped and reported as a malformed frame)."""
         h = self.hosts.get(origin)
         if h is None:
+            if len(self.hosts) >= MAX_ORIGINS:
+                self.stats["origins_refused"] += 1
+                self.on_frame_error("too many origins")
+                return None
             h = self.hosts[origin] = HostState(origin)
         return h
 
     def on_host(self, origin: str, ctx: dict[str, Any]) -> None:
         h = self.host(origin)
+        if h is None:
+            return
         h.update(ctx)
         header = SystemHeader(h.hostname, h.collector_pid, h.collector_pid, 0)
         if self.headers.get(origin) != header:
             self.headers[origin] = header
         self._kernel_per_kind(origin, h.counters.get("kernel_dropped"))
         self.watch.heartbeat(origin, ctx)
-        parked, h.parked, h.parked_bytes = h.parked, [], 0
+        parked, h.parked = h.parked, []
+        self.parked_bytes -= h.parked_bytes
+        h.parked_bytes = 0
         for p in parked:
             if not p.placeholder:
                 self._batch(h, p.epoch, p.seq, p.first_record, p.kernel_drops, p.blob)
@@ -234,12 +246,15 @@ class Pipeline:
         self, origin: str, seq: int, blob: bytes, kernel_drops: int = 0, epoch: int = 0, first_record: int = 0
     ) -> None:
         h = self.host(origin)
+        if h is None:
+            return
         self.stats["batches"] += 1
         if h.ready:
             self._batch(h, epoch, seq, first_record, kernel_drops, blob)
-        elif len(h.parked) < MAX_PARKED_BATCHES and h.parked_bytes + len(blob) <= MAX_PARKED_BYTES:
+        elif len(h.parked) < MAX_PARKED_BATCHES and self.parked_bytes + len(blob) <= MAX_PARKED_BYTES:
             h.parked.append(Parked(epoch, seq, first_record, kernel_drops, blob))
             h.parked_bytes += len(blob)
+            self.parked_bytes += len(blob)
         else:
             self._park_overflow(h, Parked(epoch, seq, first_record, kernel_drops, blob))
         self.loss.flush()

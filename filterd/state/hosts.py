@@ -17,7 +17,7 @@ from filterd.guid import logon_guid, machine_id_from
 from .process_cache import ProcessCache
 
 MAX_PARKED_BATCHES = 64
-MAX_PARKED_BYTES = 64 << 20
+MAX_PARKED_BYTES = 64 << 20  # all origins together
 MAX_USERS = 1 << 16
 MAX_LOGINS = 4096
 _U64 = 1 << 64

@@ -10,6 +10,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
+import filterd.pipeline as pipeline_mod
 from filterd.config.loader import default_config, load_config_bytes
 from filterd.pipeline import Pipeline
 from filterd.receiver import Receiver
@@ -370,3 +371,18 @@ def test_a_restarted_filterd_reports_exactly_what_it_missed(tmp_path: Path) -> N
     assert lost(sink) == ["7 records from h1 lost in transit (2 batches missing)"]
     assert sum("<EventID>1<" in x for x in sink.lines) == 2
     ids.close()
+
+
+def test_origins_are_bounded(lp: tuple[Pipeline, ListSink, Clock], monkeypatch: pytest.MonkeyPatch) -> None:
+    p, sink, clock = lp
+    monkeypatch.setattr(pipeline_mod, "MAX_ORIGINS", 3)
+    for i in range(5):
+        p.on_host(f"made-up/{i}", HOST)
+        p.on_batch(f"made-up/{i}", 0, execs(1), first_record=0)
+    clock.now += 5
+    p.tick()
+    assert len(p.hosts) == 3 and p.stats["origins_refused"] == 6
+    assert lost(sink) == [
+        "filterd dropped 1 malformed frame (too many origins 1)",
+        "filterd dropped 5 malformed frames (too many origins 5)",
+    ]
