@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import zmq
 
-from shared import envelope, records
+from shared import records
 from shared.curve import CurveError
 from shared.decode import encode
 
@@ -43,14 +43,7 @@ from .watchdog import Notifier
 DEFAULT_ENDPOINT = "ipc:///run/sysmon/collector.sock"
 BATCH_MAX = 512
 BATCHES_PER_TICK = 256  # bounds one tick's work; the rest waits for the next tick
-
-
-def _parse_ack(topic: bytes) -> tuple[int, int] | None:
-    parts = topic[len(envelope.ACK) :].split(b"/")
-    if len(parts) != 2 or not all(p.isdigit() and p.isascii() and 0 < len(p) <= 20 for p in parts):
-        return None
-    epoch, n = int(parts[0]), int(parts[1])
-    return (epoch, n) if epoch < 1 << 64 and n < 1 << 64 else None
+MAX_PENDING_MARKS = 64
 
 
 class Collector:
@@ -99,50 +92,26 @@ class Collector:
         ctypes.CDLL(None).malloc_trim(0)
 
     # -- subscriptions ---------------------------------------------------------------------
-    def acks(self) -> list[int]:
-        """Current acknowledgements, in record numbers of this stream (another epoch's = 0)."""
-        out = []
-        for topic in self.pub.subscriptions:
-            if topic.startswith(envelope.ACK):
-                a = _parse_ack(topic)
-                if a is not None:
-                    out.append(a[1] if a[0] == self.pub.epoch else 0)
-        return out
-
     def apply_subscriptions(self) -> None:
-        changes = self.pub.read_subscriptions()
-        if not changes:
+        """Act on what subscribers asked for; collector/subscriptions.py parses (totally) and
+        bounds what they can ask."""
+        if not self.pub.read_subscriptions():
             return
-        for subscribed, topic in changes:
-            if not subscribed:
-                continue
-            if topic == envelope.TOPIC_RECORDS:
-                self._snapshot_due = True
-                self.hasher.forget_sent()
-                self._resend(self.stream.acked)
-            elif topic.startswith(envelope.ACK):
-                a = _parse_ack(topic)
-                if a is None:
-                    self.pub.stats["bad_subscriptions"] += 1
-                else:
-                    self._resend(a[1] if a[0] == self.pub.epoch else 0)
-            elif topic.startswith(envelope.MARK):
-                token = topic[len(envelope.MARK) :]
-                if token.isascii() and token.isdigit() and len(token) <= 19:
-                    self._pending_marks.append(int(token))
-                else:
-                    self.pub.stats["bad_subscriptions"] += 1
+        subs, news = self.pub.subs, self.pub.news
+        if news.rec:
+            self._snapshot_due = True
+            self.hasher.forget_sent()
+            self._resend(self.stream.acked)
+        for epoch, n in news.acks:
+            self._resend(n if epoch == self.pub.epoch else 0)
+        if len(self._pending_marks) < MAX_PENDING_MARKS:
+            self._pending_marks.extend(news.marks[: MAX_PENDING_MARKS - len(self._pending_marks)])
         self._update_quiet()
         if not self.subscribed():
             return  # filterd away: keep producing what it wanted, for when it returns
-        kinds = set()
-        for k in self.pub.wanted(envelope.WANT_KIND):
-            if k.isascii() and k.isdigit() and len(k) <= 3 and int(k) < records.MAX_BPF_KIND:
-                kinds.add(int(k))
-        if frozenset(kinds) != self.programs.enabled_kinds:
-            self.programs.set_enabled(frozenset(kinds))
-        known = {n for _, n, _ in records.HASH_ORDER}
-        self.hasher.want(frozenset(a for a in self.pub.wanted(envelope.WANT_HASH) if a in known))
+        if subs.kinds != self.programs.enabled_kinds:
+            self.programs.set_enabled(subs.kinds)
+        self.hasher.want(subs.hash_algos)
 
     def _resend(self, from_record: int) -> None:
         self._resend_from = from_record if self._resend_from is None else min(self._resend_from, from_record)
@@ -157,7 +126,7 @@ class Collector:
 
     # -- data path -------------------------------------------------------------------------
     def subscribed(self) -> bool:
-        return self.pub.subscriptions.get(envelope.TOPIC_RECORDS, 0) > 0
+        return self.pub.subs.rec_subscribers > 0
 
     def send(self, b: Batch) -> None:
         if self.subscribed():
@@ -194,13 +163,13 @@ class Collector:
 
     def release(self) -> None:
         """Give ring space back for what is safe: acknowledged, or kept in our own buffer."""
-        acks = self.acks()
+        acked = self.pub.subs.min_ack(self.pub.epoch)
         if not self.subscribed():
             self.stream.release_ring()  # filterd away: keep records here, the ring takes new ones
-        elif not acks:
+        elif acked is None:
             self.stream.forget_all()  # subscribers that never acknowledge: fire and forget
         else:
-            self.stream.ack(min(acks))
+            self.stream.ack(acked)
             if self.ring.used() > self.ring.size // 2:
                 self.stream.release_ring()  # a slow filterd must not make the kernel drop
         pos = self.stream.commit(self.ring.read_pos)
@@ -220,6 +189,8 @@ class Collector:
             "buffered_bytes": self.stream.kept_bytes,
             "buffer_overflow_records": self.stream.overflow_records,
             "hash_failures": self.hasher.failures,
+            "hashes": dict(self.hasher.stats),
+            "subscriptions_held": len(self.pub.subs),
             "quiet_pids": sorted(self._quiet),
             "enabled_kinds": sorted(self.programs.enabled_kinds),
             "attached_hooks": sorted(h.tracepoint for h in self.programs.attached),
