@@ -52,5 +52,5 @@ def test_stats_file_writes_are_not_logged(mon: Monitor, tmp_path: Path) -> None:
     lines = mon.wait_events(lambda ls: any(marker.name in ln for ln in ls))
     creates = [ln for ln in lines if "<EventID>11<" in ln]
     assert any(marker.name in ln for ln in creates)
-    ours = [ln for ln in creates if "stats.json" in ln]
-    assert not ours, ours[0][-900:]
+    ours = [ln for ln in creates if str(mon.stats_path) in ln]  # other monitors may run beside us
+    assert not ours, ours[0][-700:]
