@@ -1,30 +1,53 @@
-"""Whole-product benchmark: a fixed workload with the monitor off, then on.
+"""Whole-product benchmark: a fixed workload with the monitor off, then on: time, CPU, memory.
 
 Workload (a small C driver, so the driver's own cost does not hide ours):
-  exec phase: 2000 x fork + exec /bin/true + wait
-  file phase: 20000 x open(O_CREAT) + close + unlink in a temp dir
-With the built-in config every /bin/true gives one ProcessCreate and one ProcessTerminate.
+  exec phase: 2000 x fork + exec of a copy of /bin/true + wait   (events 1 and 5 if logged)
+  file phase: 20000 x open(O_CREAT) + close + unlink in a temp dir (events 11 and 23 if logged)
+The built-in config logs every ProcessCreate and ProcessTerminate; --config FILE gives filterd
+a Sysmon config instead (bench/configs/log-everything.xml logs all four kinds,
+bench/configs/log-nothing.xml none).
 
-Prints a table and writes bench/results/pipeline.json: wall-time ratio on/off per phase, CPU
-seconds per 1000 events for collector, filterd and rsyslog separately, events expected vs
-received, kernel drops, and peak RSS of each daemon. Run as root: python bench/pipeline.py
+Prints a table and writes bench/results/pipeline.json:
+- wall time on/off per phase (median of --repeat rounds each side);
+- CPU of collector, filterd and rsyslog (and the `sysmon` supervisor with --supervisor) per
+  1000 workload events (2 per exec, 2 per file) and per 1000 logged events;
+- workload events logged per event ID vs what the config enables, kernel drops, batch gaps,
+  loss reports (event 255);
+- memory of each daemon: VmRSS sampled every --sample-ms from the end of start-up to the end
+  of the run (median and max), its VmHWM (peak, start-up included) and PSS at the end; the
+  peak of the collector's short-lived BPF loader child, sampled from /proc while it runs and,
+  without --supervisor, also the collector's rusage at exit (ru_maxrss: the larger of its own
+  peak and its reaped children's, i.e. the loader's when that is larger).
+
+Without --supervisor the daemons are started as tests/harness/daemons.py does (no supervisor);
+with it, a private `sysmon -i` install (tests/sysmon_cli/helpers.py paths under /run, as
+bench/faults.py) runs the supervisor too. A private rsyslogd receives the events either way.
+Run as root: python bench/pipeline.py [--config bench/configs/log-everything.xml]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.measure import cpu_seconds, peak_rss_mb  # noqa: E402
+from bench.measure import cpu_seconds  # noqa: E402
+from bench.memory import LoaderWatch, Sampler, terminate_with_rusage  # noqa: E402
+from filterd.config.loader import default_config, load_config_bytes  # noqa: E402
 from tests.harness.daemons import Monitor  # noqa: E402
+from tests.harness.rsyslog import Rsyslog  # noqa: E402
 
 DRIVER_C = r"""
 #include <fcntl.h>
@@ -37,7 +60,7 @@ int main(int argc, char **argv) {
     if (argv[1][0] == 'e') {
         for (int i = 0; i < n; i++) {
             pid_t p = fork();
-            if (p == 0) { execl("/bin/true", "true", (char *)0); _exit(127); }
+            if (p == 0) { execl(argv[4], "true", (char *)0); _exit(127); }
             int st; waitpid(p, &st, 0);
         }
     } else {
@@ -53,124 +76,389 @@ int main(int argc, char **argv) {
     return 0;
 }
 """
+WORKLOAD_IDS = (1, 5, 11, 23)
+DAEMONS = ("collector", "filterd", "sysmon")  # memory is sampled for these (sysmon: the supervisor)
 
 
-def build_driver(workdir: Path) -> Path:
-    src, exe = workdir / "driver.c", workdir / "driver"
+def build_driver(workdir: Path) -> tuple[Path, Path]:
+    """The driver, and the image it execs: a private copy of /bin/true, so its events 1 and 5
+    are ours and not those of other work on a shared machine."""
+    src, exe, true = workdir / "driver.c", workdir / "driver", workdir / "true"
     src.write_text(DRIVER_C)
     subprocess.run(["cc", "-O2", "-o", str(exe), str(src)], check=True)
-    return exe
+    shutil.copy2("/bin/true", true)
+    return exe, true
 
 
-def run_phases(driver: Path, execs: int, files: int, workdir: Path) -> dict[str, float]:
+def run_phases(driver: Path, true: Path, execs: int, files: int, filedir: Path) -> dict[str, float]:
     out = {}
     for phase, n in (("exec", execs), ("file", files)):
         t = time.perf_counter()
-        subprocess.run([str(driver), phase, str(n), str(workdir)], check=True)
+        subprocess.run([str(driver), phase, str(n), str(filedir), str(true)], check=True)
         out[phase] = time.perf_counter() - t
     return out
 
 
-def count_true(lines: list[str], event_id: int) -> int:
-    needle = f"<EventID>{event_id}</EventID>"
-    return sum(1 for x in lines if needle in x and '<Data Name="Image">/usr/bin/true<' in x)
+class LogCounter:
+    """Follows rsyslog's message file: workload events per ID, other events, loss reports."""
+
+    def __init__(self, path: Path, true: Path, filedir: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.tail = b""
+        self.image = f'<Data Name="Image">{true}<'.encode()
+        self.target = f'<Data Name="TargetFilename">{filedir}/f'.encode()
+        self.ids = {i: f"<EventID>{i}</EventID>".encode() for i in WORKLOAD_IDS}
+        self.workload = dict.fromkeys(WORKLOAD_IDS, 0)
+        self.other = 0
+        self.loss_reports: list[str] = []
+
+    def skip(self) -> None:
+        """Start counting from the end of what is written now (start-up events are not ours)."""
+        self.poll()
+        self.workload = dict.fromkeys(WORKLOAD_IDS, 0)
+        self.other = 0
+        self.loss_reports = []
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        self.offset += len(data)
+        *lines, self.tail = (self.tail + data).split(b"\n")
+        for line in lines:
+            self.line(line)
+
+    def line(self, line: bytes) -> None:
+        for i, tag in self.ids.items():
+            if tag in line:
+                if (self.image if i in (1, 5) else self.target) in line:
+                    self.workload[i] += 1
+                    return
+                break
+        if b"<EventID>255</EventID>" in line:
+            self.loss_reports.append(line.decode(errors="replace"))
+        self.other += 1
+
+
+class Target:
+    """The running monitor, however it was started: pids, stats, files, and how to stop it."""
+
+    supervised = False
+
+    def __init__(self, config: str | None) -> None:
+        self.config = config
+        self.pids: dict[str, int] = {}
+        self.startup_s = 0.0
+        self.exit_maxrss_mb: float | None = None
+
+    def loader_match(self, argv: list[str]) -> bool:
+        return "collector.loader" in argv and self.pin_dir in argv
+
+    @property
+    def pin_dir(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def msg_path(self) -> Path:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def alive(self) -> dict[str, bool]:
+        return {k: Path(f"/proc/{p}").exists() for k, p in self.pids.items()}
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class HarnessTarget(Target):
+    """collector + filterd + rsyslog as tests/harness/daemons.Monitor starts them."""
+
+    def __init__(self, config: str | None) -> None:
+        super().__init__(config)
+        self.mon = Monitor(config=config)
+
+    @property
+    def pin_dir(self) -> str:
+        return self.mon.pin_dir
+
+    @property
+    def msg_path(self) -> Path:
+        return self.mon.rsyslog.msg_path
+
+    def start(self) -> None:
+        t = time.monotonic()
+        self.mon.start()
+        self.startup_s = time.monotonic() - t
+        assert self.mon.collector and self.mon.filterd and self.mon.rsyslog.proc
+        self.pids = {
+            "collector": self.mon.collector.pid,
+            "filterd": self.mon.filterd.pid,
+            "rsyslog": self.mon.rsyslog.proc.pid,
+        }
+
+    def stats(self) -> dict[str, Any]:
+        return self.mon.stats()
+
+    def stop(self) -> None:
+        """filterd first, as Monitor.stop, then the collector reaped with wait4 for its rusage."""
+        try:
+            if self.mon.filterd and self.mon.filterd.poll() is None:
+                self.mon.filterd.send_signal(signal.SIGTERM)
+                self.mon.filterd.wait(15)
+            if self.mon.collector and self.mon.collector.poll() is None:
+                self.exit_maxrss_mb = terminate_with_rusage(self.mon.collector.pid)
+        finally:
+            self.mon.stop()  # the rest: pins, rsyslog
+            self.mon.cleanup()
+
+
+class SupervisorTarget(Target):
+    """A private `sysmon -i` install: supervisor, collector, filterd (as bench/faults.py)."""
+
+    supervised = True
+
+    def __init__(self, config: str | None) -> None:
+        super().__init__(config)
+        from tests.sysmon_cli.helpers import Sandbox
+
+        self.box = Sandbox()
+        self.rsyslog = Rsyslog(self.box.dir / "rsyslog")
+        self.box.syslog_socket = self.rsyslog.socket_path
+
+    @property
+    def pin_dir(self) -> str:
+        return self.box.env["SYSMON_PIN_DIR"]
+
+    @property
+    def msg_path(self) -> Path:
+        return self.rsyslog.msg_path
+
+    def start(self) -> None:
+        self.rsyslog.start()
+        for p in (self.rsyslog.dir, Path(self.rsyslog.socket_path).parent):
+            os.chmod(p, 0o755)  # filterd runs as `sysmon`
+        t = time.monotonic()
+        r = self.box.sysmon("-accepteula", "-i", *([self.config] if self.config else []))
+        if r.code != 0:
+            raise RuntimeError(f"sysmon -i failed ({r.code}): {r.out}{r.err}")
+        deadline = time.monotonic() + 60
+        while not self.stats().get("hosts"):
+            if time.monotonic() > deadline:
+                raise TimeoutError("filterd has no host context 60 s after sysmon -i")
+            time.sleep(0.05)
+        self.startup_s = time.monotonic() - t
+        run = self.box.run_dir
+        self.pids = {n: int((run / f"{n}.pid").read_text()) for n in ("collector", "filterd", "sysmon")}
+        assert self.rsyslog.proc
+        self.pids["rsyslog"] = self.rsyslog.proc.pid
+
+    def stats(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.box.run_dir / "filterd" / "stats.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def stop(self) -> None:
+        try:
+            self.box.sysmon("-u", "force", timeout=120)
+        finally:
+            self.rsyslog.stop()
+            self.box.cleanup()
+
+
+def enabled_ids(config: str | None) -> frozenset[int]:
+    cfg = load_config_bytes(Path(config).read_bytes(), config) if config else default_config()
+    return cfg.enabled_event_ids()
+
+
+def wait_drained(log: LogCounter, target: Target, expected: int, timeout: float, quiet: float) -> float:
+    """Until every expected workload event is logged, or nothing new came for `quiet` seconds
+    (a config that logs less), bounded by `timeout`; returns the seconds waited."""
+    t0 = last_change = time.monotonic()
+    last = (-1, -1)
+    while time.monotonic() - t0 < timeout:
+        log.poll()
+        now = (sum(log.workload.values()), target.stats().get("stats", {}).get("decoded", 0))
+        if now != last:
+            last, last_change = now, time.monotonic()
+        if now[0] >= expected or time.monotonic() - last_change >= quiet:
+            break
+        time.sleep(0.25)
+    return time.monotonic() - t0
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def fmt_mb(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f} MB"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--execs", type=int, default=2000)
     ap.add_argument("--files", type=int, default=20000)
-    ap.add_argument("--repeat", type=int, default=3, help="runs per side; the median wall time is used")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds per side; the median wall time is used")
+    ap.add_argument("--config", help="Sysmon XML config for filterd (default: the built-in one)")
+    ap.add_argument(
+        "--supervisor", action="store_true", help="start through a private `sysmon -i` (adds the supervisor)"
+    )
+    ap.add_argument("--sample-ms", type=float, default=100.0, help="VmRSS sampling period")
+    ap.add_argument("--drain-timeout", type=float, default=180.0, help="bound on the last events' wait")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "pipeline.json"))
     args = ap.parse_args()
+    if os.geteuid() != 0:
+        ap.error("run as root (BPF)")
+    config = str(Path(args.config).resolve()) if args.config else None
+    enabled = enabled_ids(config)
     work = Path(tempfile.mkdtemp(prefix="sysmon-bench-"))
-    driver = build_driver(work)
-    run_phases(driver, 200, 2000, work)  # warm caches
+    filedir = work / "files"
+    filedir.mkdir()
+    driver, true = build_driver(work)
+    run_phases(driver, true, 200, 2000, filedir)  # warm caches
+    load0 = os.getloadavg()
 
-    off = [run_phases(driver, args.execs, args.files, work) for _ in range(args.repeat)]
+    off = [run_phases(driver, true, args.execs, args.files, filedir) for _ in range(args.repeat)]
 
-    mon = Monitor()
-    mon.start()
-    procs = {"collector": mon.collector.pid, "filterd": mon.filterd.pid, "rsyslog": mon.rsyslog.proc.pid}
-    time.sleep(1.0)
-    base_lines = len(mon.events())
-    cpu0 = {k: cpu_seconds(p) for k, p in procs.items()}
-    on = []
-    for _ in range(args.repeat):
-        on.append(run_phases(driver, args.execs, args.files, work))
-    expected = 2 * args.execs * args.repeat
-    deadline = time.monotonic() + 120
-    received_create = received_term = 0
-    while time.monotonic() < deadline:
-        lines = mon.events()[base_lines:]
-        received_create, received_term = count_true(lines, 1), count_true(lines, 5)
-        if received_create + received_term >= expected:
-            break
-        time.sleep(0.5)
-    time.sleep(1.5)  # let a heartbeat carry the final kernel counters
-    cpu1 = {k: cpu_seconds(p) for k, p in procs.items()}
-    rss = {k: peak_rss_mb(p) for k, p in procs.items()}
-    stats = mon.stats()
-    mon.stop()
-    mon.cleanup()
+    target: Target = SupervisorTarget(config) if args.supervisor else HarnessTarget(config)
+    loader = LoaderWatch(target.loader_match).start()
+    try:
+        target.start()
+    finally:
+        loader.stop()
+    try:
+        time.sleep(1.0)
+        log = LogCounter(target.msg_path, true, filedir)
+        log.skip()
+        procs = dict(target.pids)
+        daemons = {k: p for k, p in procs.items() if k in DAEMONS}
+        sampler = Sampler(daemons, args.sample_ms / 1000).start()
+        cpu0 = {k: cpu_seconds(p) for k, p in procs.items()}
+        stats0 = target.stats()
+        on = [run_phases(driver, true, args.execs, args.files, filedir) for _ in range(args.repeat)]
+        per_id = {1: args.execs, 5: args.execs, 11: args.files, 23: args.files}
+        expected = {i: n * args.repeat if i in enabled else 0 for i, n in per_id.items()}
+        drain_s = wait_drained(log, target, sum(expected.values()), args.drain_timeout, quiet=5.0)
+        time.sleep(2.5)  # let a heartbeat carry the final kernel counters
+        log.poll()
+        cpu1 = {k: cpu_seconds(p) for k, p in procs.items()}
+        memory = sampler.stop().summary()
+        stats = target.stats()
+        alive = target.alive()
+    finally:
+        target.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    load1 = os.getloadavg()
 
-    def median(xs: list[float]) -> float:
-        return sorted(xs)[len(xs) // 2]
+    def kernel_drops(st: dict[str, Any]) -> int:
+        return sum(sum(h.get("kernel_dropped", {}).values()) for h in st.get("hosts", {}).values())
 
-    hosts = list(stats.get("hosts", {}).values())
-    kernel_drops = sum(sum(h.get("kernel_dropped", {}).values()) for h in hosts)
-    events = max(received_create + received_term, 1)
-    result = {
+    fstats, fstats0 = stats.get("stats", {}), stats0.get("stats", {})
+    workload_events = 2 * (args.execs + args.files) * args.repeat
+    logged = sum(log.workload.values())
+    cpu = {k: cpu1[k] - cpu0[k] for k in procs}
+    result: dict[str, Any] = {
+        "config": config or "built-in",
+        "enabled_event_ids": sorted(enabled),
+        "supervisor": args.supervisor,
         "execs": args.execs,
         "files": args.files,
         "repeat": args.repeat,
         "wall_off_s": {p: median([r[p] for r in off]) for p in ("exec", "file")},
         "wall_on_s": {p: median([r[p] for r in on]) for p in ("exec", "file")},
-        "events_expected": expected,
-        "events_received": {"ProcessCreate": received_create, "ProcessTerminate": received_term},
-        "kernel_drops": kernel_drops,
-        "gap_batches": stats.get("stats", {}).get("gap_batches", 0),
-        "cpu_s": {k: cpu1[k] - cpu0[k] for k in procs},
-        "cpu_s_per_1000_events": {k: 1000 * (cpu1[k] - cpu0[k]) / events for k in procs},
-        "peak_rss_mb": rss,
+        "wall_off_rounds_s": off,
+        "wall_on_rounds_s": on,
+        "workload_events": workload_events,
+        "logged_expected": {str(i): n for i, n in expected.items()},
+        "logged": {str(i): n for i, n in log.workload.items()},
+        "other_events_logged": log.other,
+        "loss_reports": log.loss_reports,
+        "drain_s": drain_s,
+        "kernel_drops": kernel_drops(stats) - kernel_drops(stats0),
+        "gap_batches": fstats.get("gap_batches", 0) - fstats0.get("gap_batches", 0),
+        "gap_records": fstats.get("gap_records", 0) - fstats0.get("gap_records", 0),
+        "sink_dropped": fstats.get("sink_dropped", 0) - fstats0.get("sink_dropped", 0),
+        "cpu_s": cpu,
+        "cpu_ms_per_1000_workload_events": {k: 1e6 * v / workload_events for k, v in cpu.items()},
+        "cpu_ms_per_1000_logged_events": {k: (1e6 * v / logged if logged else None) for k, v in cpu.items()},
+        "startup_s": target.startup_s,
+        "memory": memory,
+        "loader_peak_sampled_mb": loader.peak_mb,
+        "loader_processes_seen": len(loader.peaks),
+        "collector_exit_maxrss_mb": target.exit_maxrss_mb,
+        "alive_at_end": alive,
+        "load_avg_before_after": [load0, load1],
     }
     result["ratio_on_off"] = {p: result["wall_on_s"][p] / result["wall_off_s"][p] for p in ("exec", "file")}
-    result["us_per_event_collector_plus_filterd"] = (
-        1e6 * (result["cpu_s"]["collector"] + result["cpu_s"]["filterd"]) / events
-    )
+    result["peak_rss_mb"] = {k: m["hwm_mb"] for k, m in memory.items()}  # the old column's name
 
-    rows = [
-        (
-            "exec phase wall on/off",
-            f"{result['ratio_on_off']['exec']:.3f}",
-            f"{result['wall_on_s']['exec']:.3f}s / {result['wall_off_s']['exec']:.3f}s",
-        ),
-        (
-            "file phase wall on/off",
-            f"{result['ratio_on_off']['file']:.3f}",
-            f"{result['wall_on_s']['file']:.3f}s / {result['wall_off_s']['file']:.3f}s",
-        ),
-        (
-            "events expected / received",
-            f"{expected} / {received_create + received_term}",
-            f"create {received_create}, terminate {received_term}",
-        ),
-        ("kernel drops / batch gaps", f"{kernel_drops} / {result['gap_batches']}", ""),
-    ]
-    for k in procs:
+    rows = []
+    for p in ("exec", "file"):
         rows.append(
             (
-                f"{k} CPU s per 1000 events",
-                f"{result['cpu_s_per_1000_events'][k]:.4f}",
-                f"{result['cpu_s'][k]:.2f}s total",
+                f"{p} phase wall on/off",
+                f"{result['ratio_on_off'][p]:.3f}",
+                f"{result['wall_on_s'][p]:.3f}s / {result['wall_off_s'][p]:.3f}s",
             )
         )
     rows.append(
-        ("collector+filterd CPU per event", f"{result['us_per_event_collector_plus_filterd']:.1f} us", "")
+        (
+            "workload events logged / expected",
+            f"{logged} / {sum(expected.values())}",
+            ", ".join(f"{i}: {log.workload[i]}/{expected[i]}" for i in WORKLOAD_IDS)
+            + f"; other events {log.other}",
+        )
+    )
+    rows.append(
+        (
+            "kernel drops / gap batches",
+            f"{result['kernel_drops']} / {result['gap_batches']}",
+            f"loss reports {len(log.loss_reports)}, sink drops {result['sink_dropped']}, "
+            f"drained {drain_s:.1f}s",
+        )
     )
     for k in procs:
-        rows.append((f"{k} peak RSS", f"{rss[k]:.1f} MB", ""))
+        per_logged = result["cpu_ms_per_1000_logged_events"][k]
+        rows.append(
+            (
+                f"{k} CPU ms per 1000 events",
+                f"{result['cpu_ms_per_1000_workload_events'][k]:.1f}",
+                f"{cpu[k]:.2f}s total; per 1000 logged "
+                + (f"{per_logged:.1f}" if per_logged is not None else "-"),
+            )
+        )
+    for k, m in memory.items():
+        rows.append(
+            (
+                f"{k} RSS median / max",
+                f"{fmt_mb(m['rss_median_mb'])}",
+                f"max {fmt_mb(m['rss_max_mb'])}, peak (VmHWM) {fmt_mb(m['hwm_mb'])}, "
+                f"PSS {fmt_mb(m['pss_mb'])}, anon {fmt_mb(m['anon_median_mb'])}, "
+                f"file {fmt_mb(m['file_median_mb'])}, {m['samples']} samples",
+            )
+        )
+    rows.append(
+        (
+            "BPF loader peak (sampled)",
+            fmt_mb(loader.peak_mb),
+            f"collector rusage max at exit {fmt_mb(target.exit_maxrss_mb)}; start-up {target.startup_s:.1f}s",
+        )
+    )
+    rows.append(("load average 1 min", f"{load0[0]:.2f} -> {load1[0]:.2f}", "shared machine: noise"))
     w = max(len(r[0]) for r in rows)
+    how = ", supervisor" if args.supervisor else ""
+    print(f"config: {result['config']} (logs {sorted(enabled) or 'nothing'}){how}")
+    print("CPU per 1000 workload events = 2 per exec + 2 per file operation, logged or not")
     print(f"{'metric':<{w}}  {'value':>16}  detail")
     for name, value, detail in rows:
         print(f"{name:<{w}}  {value:>16}  {detail}")
