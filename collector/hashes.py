@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import hashlib
 import os
 import queue
 import re
@@ -37,6 +36,7 @@ import struct
 import threading
 import time
 from collections import Counter, OrderedDict
+from typing import Any
 
 from shared import records
 from shared.decode import field_index, join_path
@@ -170,9 +170,30 @@ def _path_refused(dev: int) -> str:
     return "untrusted_fs" if any(t.startswith(UNTRUSTED_FS) for t in types) else ""
 
 
+def new_hash(name: str) -> Any:
+    """Python's own MD5/SHA-1/SHA-256, not OpenSSL's: hashlib would map libcrypto (3.5 MB
+    resident) into the root process for a few hashes per new image."""
+    if name == "MD5":
+        import _md5
+
+        return _md5.md5()
+    if name == "SHA1":
+        import _sha1
+
+        return _sha1.sha1()
+    try:
+        import _sha256  # Python 3.11
+
+        return _sha256.sha256()
+    except ImportError:
+        import _sha2  # Python 3.12+
+
+        return _sha2.sha256()
+
+
 def _digest_fd(fd: int, algos: frozenset[str], limit: int) -> bytes | None:
     """Digests in HASH_ORDER of everything readable from `fd`, or None past `limit` bytes."""
-    hs = [hashlib.new(name.lower()) for _, name, _ in records.HASH_ORDER if name in algos]
+    hs = [new_hash(name) for _, name, _ in records.HASH_ORDER if name in algos]
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
     total = 0

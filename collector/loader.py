@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import hashlib
 import os
 import sys
 import time
@@ -29,11 +28,12 @@ from pathlib import Path
 from . import __version__
 from .btf import pack_offsets, resolve_offsets
 from .errors import CollectorError, LoadError
+from .hashes import new_hash
 from .pins import EPOCH, PINNED_MAPS, RING_BYTES, STAMP, PinDir, ensure_bpffs, remove_tree
 from .probes import HOOKS, PROBES
 
 BPF_DIR = Path(os.environ.get("SYSMON_BPF_DIR", Path(__file__).resolve().parents[1] / "bpf"))
-RINGBUF_PAGES = 2048  # 8 MiB
+RINGBUF_PAGES = 1024  # 4 MiB: 20k events/s for 1.5 s with no reader (a collector restart takes 0.1-0.3 s)
 
 
 def build_source() -> str:
@@ -53,7 +53,8 @@ def cflags(ring_pages: int) -> list[str]:
 
 def build_stamp(ring_pages: int, btf_path: str | None) -> bytes:
     """32 bytes that change whenever the pinned programs would differ from what we would load."""
-    h = hashlib.sha256(build_source().encode())
+    h = new_hash("SHA256")
+    h.update(build_source().encode())
     h.update(repr((cflags(ring_pages), btf_path, __version__, [x.fn_name for x in HOOKS])).encode())
     headers = sorted((BPF_DIR / "include").glob("*.h"))
     for p in headers:

@@ -5,8 +5,10 @@ costs several microseconds each; here one drain() walks every committed record w
 struct reads and returns the raw bytes untouched (the collector never parses or changes them).
 
 Ring buffer layout (kernel/bpf/ringbuf.c): page 0 = consumer position (we write it), page 1 =
-producer position (read-only), then the data area mapped twice so a record that wraps is still
-contiguous. Each record: u32 len with BUSY (bit 31) and DISCARD (bit 30) flags, u32 page offset,
+producer position (read-only), then the data area, which the kernel offers mapped twice so a
+record that wraps is contiguous. We map it once and join the two pieces of the rare record that
+wraps: the kernel maps every page at mmap() time, so each mapping of the data area costs its full
+size in resident memory. Each record: u32 len with BUSY (bit 31) and DISCARD (bit 30) flags, u32 page offset,
 then data, the whole rounded up to 8 bytes.
 
 Reading and releasing are separate: drain() moves a private read position, commit() writes the
@@ -33,7 +35,7 @@ class RingReader:
         page = mmap.PAGESIZE
         self._mask = data_size - 1
         self._cons = mmap.mmap(map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-        self._prod = mmap.mmap(map_fd, page + 2 * data_size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+        self._prod = mmap.mmap(map_fd, page + data_size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
         self._data = memoryview(self._prod)[page:]
         self.size = data_size
         self.read_pos = self.committed
@@ -58,7 +60,7 @@ class RingReader:
         Their space is released only by commit()."""
         cons = self.read_pos
         prod = _U64.unpack_from(self._prod, 0)[0]
-        data, mask, u32 = self._data, self._mask, _U32.unpack_from
+        data, mask, size, u32 = self._data, self._mask, self.size, _U32.unpack_from
         n = 0
         while cons < prod and n < limit:
             off = cons & mask
@@ -69,7 +71,12 @@ class RingReader:
             if hdr & DISCARD_BIT:
                 self.discarded += 1
             else:
-                out.append(bytes(data[off + HDR_SIZE : off + HDR_SIZE + length]))
+                start = (off + HDR_SIZE) & mask  # headers are 8-byte aligned: never split
+                end = start + length
+                if end <= size:
+                    out.append(bytes(data[start:end]))
+                else:
+                    out.append(bytes(data[start:]) + bytes(data[: end - size]))
                 n += 1
             cons += (length + HDR_SIZE + 7) & ~7
         self.read_pos = cons
