@@ -3,6 +3,8 @@
  * The program's type, id and name come from the kernel's struct bpf_prog behind the returned
  * fd, not from the attributes the loader passed in user memory.
  */
+#include "common.h"
+
 #define BPF_PROG_LOAD 5
 #define BPF_PROG_ATTACH 8
 

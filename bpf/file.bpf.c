@@ -11,6 +11,8 @@
  *    syscall's argument (user memory) at exit; the directory it is relative to (cwd or dirfd)
  *    comes from kernel data.
  */
+#include "common.h"
+
 #define FMODE_READ 0x1
 #define FMODE_CREATED (1 << 20)
 #define S_IFMT 00170000

@@ -17,6 +17,8 @@
  *  - UDP flows are reported once per (process, direction, 5-tuple) per 30 minutes (upstream's
  *    UDP_REPORT_INTERVAL); that state lives here so repeated datagrams cost no ring space.
  */
+#include "common.h"
+
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6

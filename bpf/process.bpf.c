@@ -12,12 +12,6 @@
  */
 #include "common.h"
 
-static __always_inline void *leader_of(struct sysmon_offsets *o, void *task)
-{
-    void *leader = read_ptr(task, o->task_group_leader);
-    return leader ? leader : task;
-}
-
 /* TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
  * format: __data_loc char[] filename; pid_t pid; pid_t old_pid; */
 TRACEPOINT_PROBE(sched, sched_process_exec)

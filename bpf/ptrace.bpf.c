@@ -4,6 +4,8 @@
  * tracer's `ptraced` list (ptrace_link() does list_add), so the target is read from there:
  * kernel data, not the pid argument and not /proc, which a racing process could swap.
  */
+#include "common.h"
+
 #define PTRACE_ATTACH 16
 #define PTRACE_SEIZE 0x4206
 

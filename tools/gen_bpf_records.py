@@ -50,6 +50,13 @@ def render() -> str:
     for name in ("PATH_MAX_BYTES", "NAME_MAX_BYTES", "PATH_MAX_DEPTH", "ARGS_MAX_BYTES"):
         out.append(f"#define {name} {getattr(records, name)}")
     out.append("")
+    out.append("/* The first fields of every record: common.h reads kind, pid and friends through it. */")
+    out.append("struct rec_header {")
+    for f in records.HEADER_FIELDS:
+        out.append(f"    __{f.ctype} {f.name};" + (f"  /* {f.doc} */" if f.doc else ""))
+    out.append("};")
+    out.append(f'_Static_assert(sizeof(struct rec_header) == {records.HEADER_SIZE}, "header size");')
+    out.append("")
     for k in records.KINDS:
         if k.origin != "bpf":
             continue
@@ -64,6 +71,11 @@ def render() -> str:
             out.append(
                 f"_Static_assert(__builtin_offsetof(struct {k.cname}, {f.name}) == {off}, "
                 f'"{k.name}.{f.name}");'
+            )
+        for f in records.HEADER_FIELDS:
+            out.append(
+                f"_Static_assert(__builtin_offsetof(struct {k.cname}, {f.name}) == "
+                f'__builtin_offsetof(struct rec_header, {f.name}), "{k.name} starts with the header");'
             )
         out.append("")
     out.append(f"#define OFFSET_MISSING 0x{OFFSET_MISSING:x}")

@@ -4,6 +4,10 @@
  * Why offsets from a map: no header for the running kernel exists on our machines; reading a
  * struct through a compiled header layout would silently read the wrong bytes. Every kernel
  * field is read as *(base + offs->field), the offset resolved from BTF by collector/btf.py.
+ *
+ * Every bpf/*.bpf.c includes this file. collector/loader.py also puts it first in the one module
+ * it compiles (bcc rewrites map calls only in its main file, not in included headers), so the
+ * include guard makes those #includes no-ops there; they keep each file readable on its own.
  */
 #ifndef SYSMON_COMMON_H
 #define SYSMON_COMMON_H
@@ -75,11 +79,11 @@ static __always_inline void announce_fork(__u32 tgid)
  * sent: that saves an IPI per record. */
 static __always_inline void submit(void *rec, __u32 size, __u32 kind)
 {
-    __u32 actor = ((struct rec_process_exit *)rec)->pid;
+    __u32 actor = ((struct rec_header *)rec)->pid;
     if (quiet.lookup(&actor))
         return;
     if (kind != KIND_PROCESS_EXEC)
-        announce_fork(((struct rec_process_exit *)rec)->pid);
+        announce_fork(actor);
     output(rec, size, kind);
 }
 
@@ -102,6 +106,13 @@ static __always_inline void *read_ptr(const void *base, __u32 off)
         return 0;
     bpf_probe_read_kernel(&v, sizeof(v), (const char *)base + off);
     return v;
+}
+
+/* The thread group leader of `task` (task itself when it is the leader or unreadable). */
+static __always_inline void *leader_of(struct sysmon_offsets *o, void *task)
+{
+    void *leader = read_ptr(task, o->task_group_leader);
+    return leader ? leader : task;
 }
 
 static __always_inline __u64 read_u64(const void *base, __u32 off)
@@ -164,7 +175,7 @@ static __always_inline int stash_take(__u64 tid, struct stash_val *out)
 
 static __always_inline void fill_header(void *rec, __u16 kind, __u32 pid, __u32 tid)
 {
-    struct rec_process_exit *h = rec; /* every record starts with the same header */
+    struct rec_header *h = rec;
     h->kind = kind;
     h->flags = 0;
     h->time_ns = bpf_ktime_get_boot_ns();

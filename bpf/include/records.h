@@ -29,6 +29,17 @@ enum rec_kind {
 #define PATH_MAX_DEPTH 48
 #define ARGS_MAX_BYTES 16384
 
+/* The first fields of every record: common.h reads kind, pid and friends through it. */
+struct rec_header {
+    __u16 kind;  /* RecordKind.kind */
+    __u16 flags;  /* REC_F_* bits */
+    __u32 size;  /* whole record in bytes, header and tail included */
+    __u64 time_ns;  /* CLOCK_BOOTTIME ns when the kernel saw it (bpf_ktime_get_boot_ns) */
+    __u32 pid;  /* tgid of the acting process */
+    __u32 tid;  /* thread id of the acting thread */
+};
+_Static_assert(sizeof(struct rec_header) == 24, "header size");
+
 /* A process image started (execve succeeded). args: argv NUL-separated, read at exec. Hook: tracepoint sched:sched_process_exec (bpf/process.bpf.c). */
 struct rec_process_exec {
     __u16 kind;  /* RecordKind.kind */
@@ -81,6 +92,12 @@ _Static_assert(__builtin_offsetof(struct rec_process_exec, cwd_len) == 98, "PROC
 _Static_assert(__builtin_offsetof(struct rec_process_exec, args_len) == 100, "PROCESS_EXEC.args_len");
 _Static_assert(__builtin_offsetof(struct rec_process_exec, _pad0) == 102, "PROCESS_EXEC._pad0");
 _Static_assert(__builtin_offsetof(struct rec_process_exec, _pad1) == 103, "PROCESS_EXEC._pad1");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, kind) == __builtin_offsetof(struct rec_header, kind), "PROCESS_EXEC starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, flags) == __builtin_offsetof(struct rec_header, flags), "PROCESS_EXEC starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, size) == __builtin_offsetof(struct rec_header, size), "PROCESS_EXEC starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, time_ns) == __builtin_offsetof(struct rec_header, time_ns), "PROCESS_EXEC starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, pid) == __builtin_offsetof(struct rec_header, pid), "PROCESS_EXEC starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_exec, tid) == __builtin_offsetof(struct rec_header, tid), "PROCESS_EXEC starts with the header");
 
 /* The whole thread group is gone (group_dead). Hook: tracepoint sched:sched_process_exit, last thread only (bpf/process.bpf.c). */
 struct rec_process_exit {
@@ -106,6 +123,12 @@ _Static_assert(__builtin_offsetof(struct rec_process_exit, uid) == 24, "PROCESS_
 _Static_assert(__builtin_offsetof(struct rec_process_exit, exit_code) == 28, "PROCESS_EXIT.exit_code");
 _Static_assert(__builtin_offsetof(struct rec_process_exit, start_ns) == 32, "PROCESS_EXIT.start_ns");
 _Static_assert(__builtin_offsetof(struct rec_process_exit, end_code) == 40, "PROCESS_EXIT.end_code");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, kind) == __builtin_offsetof(struct rec_header, kind), "PROCESS_EXIT starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, flags) == __builtin_offsetof(struct rec_header, flags), "PROCESS_EXIT starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, size) == __builtin_offsetof(struct rec_header, size), "PROCESS_EXIT starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, time_ns) == __builtin_offsetof(struct rec_header, time_ns), "PROCESS_EXIT starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, pid) == __builtin_offsetof(struct rec_header, pid), "PROCESS_EXIT starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_exit, tid) == __builtin_offsetof(struct rec_header, tid), "PROCESS_EXIT starts with the header");
 
 /* A new process (not a thread): the child inherits the parent's image until it execs. Hook: raw tracepoint sched_process_fork, new processes only, sent only when the child does anything before exec (bpf/process.bpf.c, `forked` in bpf/include/common.h). */
 struct rec_process_fork {
@@ -131,6 +154,12 @@ _Static_assert(__builtin_offsetof(struct rec_process_fork, child_pid) == 24, "PR
 _Static_assert(__builtin_offsetof(struct rec_process_fork, uid) == 28, "PROCESS_FORK.uid");
 _Static_assert(__builtin_offsetof(struct rec_process_fork, child_start_ns) == 32, "PROCESS_FORK.child_start_ns");
 _Static_assert(__builtin_offsetof(struct rec_process_fork, parent_start_ns) == 40, "PROCESS_FORK.parent_start_ns");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, kind) == __builtin_offsetof(struct rec_header, kind), "PROCESS_FORK starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, flags) == __builtin_offsetof(struct rec_header, flags), "PROCESS_FORK starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, size) == __builtin_offsetof(struct rec_header, size), "PROCESS_FORK starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, time_ns) == __builtin_offsetof(struct rec_header, time_ns), "PROCESS_FORK starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, pid) == __builtin_offsetof(struct rec_header, pid), "PROCESS_FORK starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_fork, tid) == __builtin_offsetof(struct rec_header, tid), "PROCESS_FORK starts with the header");
 
 /* An open that really created the file (the kernel's own FMODE_CREATED, not a guess). path: the new file's f_path, leaf first, so it is absolute whatever dirfd or cwd was used. Hook: tracepoints syscalls:sys_exit_{open,openat,openat2,creat}, file has FMODE_CREATED (bpf/file.bpf.c). */
 struct rec_file_create {
@@ -166,6 +195,12 @@ _Static_assert(__builtin_offsetof(struct rec_file_create, _pad2) == 36, "FILE_CR
 _Static_assert(__builtin_offsetof(struct rec_file_create, _pad3) == 37, "FILE_CREATE._pad3");
 _Static_assert(__builtin_offsetof(struct rec_file_create, _pad4) == 38, "FILE_CREATE._pad4");
 _Static_assert(__builtin_offsetof(struct rec_file_create, _pad5) == 39, "FILE_CREATE._pad5");
+_Static_assert(__builtin_offsetof(struct rec_file_create, kind) == __builtin_offsetof(struct rec_header, kind), "FILE_CREATE starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_file_create, flags) == __builtin_offsetof(struct rec_header, flags), "FILE_CREATE starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_file_create, size) == __builtin_offsetof(struct rec_header, size), "FILE_CREATE starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_file_create, time_ns) == __builtin_offsetof(struct rec_header, time_ns), "FILE_CREATE starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_file_create, pid) == __builtin_offsetof(struct rec_header, pid), "FILE_CREATE starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_file_create, tid) == __builtin_offsetof(struct rec_header, tid), "FILE_CREATE starts with the header");
 
 /* A block device opened for reading: Device is its path. Hook: tracepoints syscalls:sys_exit_{open,openat,openat2}, read-open of a block device (bpf/file.bpf.c). */
 struct rec_raw_access {
@@ -201,6 +236,12 @@ _Static_assert(__builtin_offsetof(struct rec_raw_access, _pad2) == 36, "RAW_ACCE
 _Static_assert(__builtin_offsetof(struct rec_raw_access, _pad3) == 37, "RAW_ACCESS._pad3");
 _Static_assert(__builtin_offsetof(struct rec_raw_access, _pad4) == 38, "RAW_ACCESS._pad4");
 _Static_assert(__builtin_offsetof(struct rec_raw_access, _pad5) == 39, "RAW_ACCESS._pad5");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, kind) == __builtin_offsetof(struct rec_header, kind), "RAW_ACCESS starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, flags) == __builtin_offsetof(struct rec_header, flags), "RAW_ACCESS starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, size) == __builtin_offsetof(struct rec_header, size), "RAW_ACCESS starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, time_ns) == __builtin_offsetof(struct rec_header, time_ns), "RAW_ACCESS starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, pid) == __builtin_offsetof(struct rec_header, pid), "RAW_ACCESS starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_raw_access, tid) == __builtin_offsetof(struct rec_header, tid), "RAW_ACCESS starts with the header");
 
 /* A name was unlinked. name: the path as the syscall got it (user memory, read at exit); base: leaf-first path of cwd or dirfd (kernel data), used when name is relative. Hook: tracepoints syscalls:sys_{enter,exit}_{unlink,unlinkat}, ret == 0 (bpf/file.bpf.c). */
 struct rec_file_delete {
@@ -234,6 +275,12 @@ _Static_assert(__builtin_offsetof(struct rec_file_delete, _pad0) == 36, "FILE_DE
 _Static_assert(__builtin_offsetof(struct rec_file_delete, _pad1) == 37, "FILE_DELETE._pad1");
 _Static_assert(__builtin_offsetof(struct rec_file_delete, _pad2) == 38, "FILE_DELETE._pad2");
 _Static_assert(__builtin_offsetof(struct rec_file_delete, _pad3) == 39, "FILE_DELETE._pad3");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, kind) == __builtin_offsetof(struct rec_header, kind), "FILE_DELETE starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, flags) == __builtin_offsetof(struct rec_header, flags), "FILE_DELETE starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, size) == __builtin_offsetof(struct rec_header, size), "FILE_DELETE starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, time_ns) == __builtin_offsetof(struct rec_header, time_ns), "FILE_DELETE starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, pid) == __builtin_offsetof(struct rec_header, pid), "FILE_DELETE starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, tid) == __builtin_offsetof(struct rec_header, tid), "FILE_DELETE starts with the header");
 
 /* One reported connection or UDP flow; UDP flows are reported once per 30 min per process and 5-tuple (the kernel keeps that state), failed TCP connects never. Hook: tracepoint sock:inet_sock_set_state (TCP out), syscalls:sys_exit_accept{,4} (TCP in), net:net_dev_queue (UDP out), syscalls:sys_exit_{recvfrom,recvmsg} (UDP in) (bpf/net.bpf.c). */
 struct rec_net_connect {
@@ -273,6 +320,12 @@ _Static_assert(__builtin_offsetof(struct rec_net_connect, saddr_hi) == 40, "NET_
 _Static_assert(__builtin_offsetof(struct rec_net_connect, saddr_lo) == 48, "NET_CONNECT.saddr_lo");
 _Static_assert(__builtin_offsetof(struct rec_net_connect, daddr_hi) == 56, "NET_CONNECT.daddr_hi");
 _Static_assert(__builtin_offsetof(struct rec_net_connect, daddr_lo) == 64, "NET_CONNECT.daddr_lo");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, kind) == __builtin_offsetof(struct rec_header, kind), "NET_CONNECT starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, flags) == __builtin_offsetof(struct rec_header, flags), "NET_CONNECT starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, size) == __builtin_offsetof(struct rec_header, size), "NET_CONNECT starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, time_ns) == __builtin_offsetof(struct rec_header, time_ns), "NET_CONNECT starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, pid) == __builtin_offsetof(struct rec_header, pid), "NET_CONNECT starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_net_connect, tid) == __builtin_offsetof(struct rec_header, tid), "NET_CONNECT starts with the header");
 
 /* This process attached to another with ptrace. The target is read from the tracer's ptraced list, so neither /proc nor the pid argument is trusted. Hook: tracepoints syscalls:sys_{enter,exit}_ptrace, PTRACE_ATTACH / PTRACE_SEIZE, ret 0 (bpf/ptrace.bpf.c). */
 struct rec_process_access {
@@ -320,6 +373,12 @@ _Static_assert(__builtin_offsetof(struct rec_process_access, _pad2) == 68, "PROC
 _Static_assert(__builtin_offsetof(struct rec_process_access, _pad3) == 69, "PROCESS_ACCESS._pad3");
 _Static_assert(__builtin_offsetof(struct rec_process_access, _pad4) == 70, "PROCESS_ACCESS._pad4");
 _Static_assert(__builtin_offsetof(struct rec_process_access, _pad5) == 71, "PROCESS_ACCESS._pad5");
+_Static_assert(__builtin_offsetof(struct rec_process_access, kind) == __builtin_offsetof(struct rec_header, kind), "PROCESS_ACCESS starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_access, flags) == __builtin_offsetof(struct rec_header, flags), "PROCESS_ACCESS starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_access, size) == __builtin_offsetof(struct rec_header, size), "PROCESS_ACCESS starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_access, time_ns) == __builtin_offsetof(struct rec_header, time_ns), "PROCESS_ACCESS starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_access, pid) == __builtin_offsetof(struct rec_header, pid), "PROCESS_ACCESS starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_process_access, tid) == __builtin_offsetof(struct rec_header, tid), "PROCESS_ACCESS starts with the header");
 
 /* A BPF program was loaded or attached; type, id and name come from the kernel's bpf_prog. Hook: tracepoints syscalls:sys_{enter,exit}_bpf, BPF_PROG_LOAD (fd >= 0) or BPF_PROG_ATTACH (0) (bpf/bpfload.bpf.c). */
 struct rec_bpf_program {
@@ -363,6 +422,12 @@ _Static_assert(__builtin_offsetof(struct rec_bpf_program, _pad2) == 52, "BPF_PRO
 _Static_assert(__builtin_offsetof(struct rec_bpf_program, _pad3) == 53, "BPF_PROGRAM._pad3");
 _Static_assert(__builtin_offsetof(struct rec_bpf_program, _pad4) == 54, "BPF_PROGRAM._pad4");
 _Static_assert(__builtin_offsetof(struct rec_bpf_program, _pad5) == 55, "BPF_PROGRAM._pad5");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, kind) == __builtin_offsetof(struct rec_header, kind), "BPF_PROGRAM starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, flags) == __builtin_offsetof(struct rec_header, flags), "BPF_PROGRAM starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, size) == __builtin_offsetof(struct rec_header, size), "BPF_PROGRAM starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, time_ns) == __builtin_offsetof(struct rec_header, time_ns), "BPF_PROGRAM starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, pid) == __builtin_offsetof(struct rec_header, pid), "BPF_PROGRAM starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_bpf_program, tid) == __builtin_offsetof(struct rec_header, tid), "BPF_PROGRAM starts with the header");
 
 /* A DNS message as the process read it (over TCP it may start with the 2-byte length) and who read it. Hook: syscalls:sys_exit_{recvfrom,recvmsg,read}: an answer from port 53 read by the asking process, UDP or TCP (bpf/net.bpf.c). */
 struct rec_dns_packet {
@@ -408,6 +473,12 @@ _Static_assert(__builtin_offsetof(struct rec_dns_packet, _pad2) == 44, "DNS_PACK
 _Static_assert(__builtin_offsetof(struct rec_dns_packet, _pad3) == 45, "DNS_PACKET._pad3");
 _Static_assert(__builtin_offsetof(struct rec_dns_packet, _pad4) == 46, "DNS_PACKET._pad4");
 _Static_assert(__builtin_offsetof(struct rec_dns_packet, _pad5) == 47, "DNS_PACKET._pad5");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, kind) == __builtin_offsetof(struct rec_header, kind), "DNS_PACKET starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, flags) == __builtin_offsetof(struct rec_header, flags), "DNS_PACKET starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, size) == __builtin_offsetof(struct rec_header, size), "DNS_PACKET starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, time_ns) == __builtin_offsetof(struct rec_header, time_ns), "DNS_PACKET starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, pid) == __builtin_offsetof(struct rec_header, pid), "DNS_PACKET starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_dns_packet, tid) == __builtin_offsetof(struct rec_header, tid), "DNS_PACKET starts with the header");
 
 #define OFFSET_MISSING 0xffffffff
 /* Kernel struct field offsets, filled from BTF by collector/btf.py (shared/offsets.py). */

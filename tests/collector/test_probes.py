@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from collector.probes import HOOKS, PROBES
+import pytest
+
+from collector.loader import cflags
+from collector.probes import HOOKS, PROBES, Probe
 from shared import records
 
 BPF = Path(__file__).resolve().parents[2] / "bpf"
@@ -36,3 +39,18 @@ def test_every_bpf_kind_is_fed_by_a_hook() -> None:
 def test_every_source_file_exists_and_is_listed() -> None:
     listed = {p.source for p in PROBES}
     assert listed == {f.name for f in BPF.glob("*.bpf.c")}
+
+
+@pytest.mark.bpf
+@pytest.mark.parametrize("probe", PROBES, ids=lambda p: p.source)
+def test_each_source_compiles_alone(probe: Probe) -> None:
+    """A .bpf.c needs only bpf/include/, never another .bpf.c (the loader's order cannot hide it)."""
+    from bcc import BPF as Bcc
+
+    text = (BPF / probe.source).read_text()
+    assert '#include "common.h"' in text
+    prog = Bcc(text=(BPF / "include" / "common.h").read_text() + "\n" + text, cflags=cflags(64))
+    try:
+        assert {h.fn_name.encode() for h in probe.hooks} <= set(prog.funcs)
+    finally:
+        prog.cleanup()
