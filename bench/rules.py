@@ -45,7 +45,7 @@ CONFIGS = {
     "korean-blog": "configs/linux/blogs/korean-blog-sysmon-config.xml",
 }
 EVENT_IDS = (1, 5, 3, 11, 23, 9)
-TARGET = ("sysmon-modular", 1, 200_000)  # issue 3: >= 200k ProcessCreate decisions/s with sysmon-modular
+TARGET = ("sysmon-modular", 1, 200_000)  # target: >= 200k ProcessCreate decisions/s with sysmon-modular
 
 
 def real_events(sources: list[Path]) -> dict[int, list[tuple[str, ...]]]:

@@ -1,4 +1,4 @@
-"""`sysmon` entry point: banner, parse, root check, then one action (reference §4.1).
+"""`sysmon` entry point: banner, parse, root check, then one action (as upstream's sysmon command).
 
 Exit codes as upstream: 0 ok; 87 (ERROR_INVALID_PARAMETER) for a bad command line, a rejected
 config, `Option not implemented on Linux.` and `-c` when nothing runs; 228 (740 & 0xff,

@@ -2,7 +2,7 @@
 
 Upstream (`SysmonCommon:usage.c`) always prints the banner first, then usage on stderr. The
 condition descriptions here state what the code does: upstream's help text has `excludes any`
-and `excludes all` the wrong way round (reference §3.4).
+and `excludes all` the wrong way round (upstream rules.c).
 """
 
 from __future__ import annotations

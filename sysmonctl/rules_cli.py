@@ -1,6 +1,6 @@
 """`sysmonctl rules test|dump` and `sysmonctl lint`: offline tools for Sysmon configs.
 
-Owns the command-line side of the config/rule engine (issue 3):
+Owns the command-line side of the config/rule engine:
 
 * `rules test CONFIG EVENTS.jsonl` reads events as JSON lines (`{"EventID": 1, "Image": "...", ...}`,
   missing fields are `-`) and prints, for each, whether the config logs it and with which RuleName;

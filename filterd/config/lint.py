@@ -28,7 +28,7 @@ from filterd.config.loader import load_config
 from filterd.config.model import AND, EXCLUDE, INCLUDE, OR, Config, EventRule, Filter, RuleAggregate
 from filterd.rules.conditions import compile_condition, effective_tokens, fold, split_tokens
 
-# Field values that never vary on Linux (reference §1.2), per event id.
+# Field values that never vary on Linux (upstream's Linux event manifest), per event id.
 LINUX_CONSTANT_FIELDS: dict[int, dict[str, str]] = {
     1: {
         "FileVersion": "-",

@@ -1,6 +1,6 @@
 """Load a Sysmon XML configuration file into a validated, immutable Config.
 
-Owns the whole upstream loading pipeline (reference §3.1-3.3, `SysmonCommon:xml.cpp`) so that every
+Owns the whole upstream loading pipeline (upstream `SysmonCommon:xml.cpp`) so that every
 real config is accepted or rejected exactly where upstream accepts or rejects it:
 
 1. bytes -> text: UTF-8 / UTF-16 LE / UTF-16 BE, with or without BOM, 8-bit encodings from the XML

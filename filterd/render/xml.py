@@ -8,7 +8,7 @@ precomputed: per (header, event type) one generated function whose single f-stri
 markup, and values are only escaped when one C-speed pass over all of them (bytes.translate)
 finds something pugixml would escape.
 
-Text rules (reference §2.2/§2.4):
+Text rules (as the real Sysmon for Linux writes them; tests/data/captured holds its output):
 * a value that is None or "" is written as `-` (`EventSetFieldS`);
 * PCDATA is escaped like pugixml's `text_output_escaped(ctx_special_pcdata)`: `&` `<` `>`
   become entities, TAB/LF/CR stay verbatim, other bytes < 0x20 become `&#NN;` (always two

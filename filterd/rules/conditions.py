@@ -1,6 +1,6 @@
 """The 16 Sysmon filter conditions: one table, condition name -> compiled predicate.
 
-Owns what a single `<Field condition="...">value</Field>` means (reference §3.4, upstream
+Owns what a single `<Field condition="...">value</Field>` means (upstream
 `rules.c MatchFilterOnSpecificRule`). Everything else (groups, include/exclude, RuleName) is in
 engine.py. Conventions, exactly as upstream:
 

@@ -1,6 +1,6 @@
 """Rule engine: include/exclude precedence, AND/OR combination and RuleName, compiled per event type.
 
-Owns how a Config's event elements decide one event (reference §3.5, upstream `rules.c
+Owns how a Config's event elements decide one event (upstream `rules.c
 MatchFilterGroup` / `FilterEventRules`). Two implementations of the same semantics live here:
 
 * `ExactEvaluator` walks the rules literally as upstream does (exclude groups in reverse document

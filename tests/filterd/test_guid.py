@@ -19,7 +19,7 @@ MACHINE = 0x3D1219C7  # /etc/machine-id prefix of the capture host
 
 
 def _reference(machine_id: int, seconds: int, key: int) -> str:
-    """Reference §2.5, verbatim."""
+    """Upstream's GUID layout, written out by hand."""
     b = struct.pack("<IIQ", machine_id, seconds & 0xFFFFFFFF, key)
     d1, d2, d3 = struct.unpack("<IHH", b[:8])
     return "{%08x-%04x-%04x-%s-%s}" % (d1, d2, d3, b[8:10].hex(), b[10:16].hex())  # noqa: UP031

@@ -4,7 +4,7 @@ Use them by importing into a test module (pytest picks up fixtures from the modu
 
     from tests.harness.fixtures import rsyslog  # noqa: F401  (fixture)
 
-or, project-wide, in the root tests/conftest.py (owned by the lead):
+or, project-wide, in the root tests/conftest.py:
 
     pytest_plugins = ["tests.harness.fixtures"]
 

@@ -1,4 +1,4 @@
-"""A literal, slow reference of upstream's matching (reference §3.5 pseudo-code) for the rule tests.
+"""A literal, slow reference of upstream's matching (upstream rules.c, as pseudo-code) for the rule tests.
 
 Written independently of filterd.rules.engine on purpose: the engine's compiled matcher and its own
 exact evaluator are both checked against this.

@@ -1,5 +1,5 @@
 """The 16 conditions: hypothesis properties against a literal reference written here from the
-reference §3.4 (upstream rules.c), plus the edge cases the upstream unit tests pin down."""
+upstream rules.c, plus the edge cases the upstream unit tests pin down."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Scenario table ported from upstream's Rules.ProcessEventRules (SysmonCommon UnitTests/rules.cpp,
-scenario names as listed in the reference §7.1): config + event -> include/exclude + RuleName.
+scenario names as upstream's tests name them): config + event -> include/exclude + RuleName.
 
 Every scenario is checked three ways: the compiled matcher, the engine's literal evaluator and the
 independent reference in rules_reference.py.
