@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.measure import cpu_seconds, print_table  # noqa: E402
 from bench.memory import status_mb  # noqa: E402
+from bench.pipeline import source_state  # noqa: E402
 from collector.loader import RINGBUF_PAGES  # noqa: E402
 from tests.harness.daemons import Monitor  # noqa: E402
 
@@ -203,6 +204,9 @@ def counters(stats: dict[str, Any]) -> dict[str, int]:
         "gap_records": f.get("gap_records", 0),
         "gap_batches": f.get("gap_batches", 0),
         "sink_dropped": f.get("sink_dropped", 0),
+        "resent_batches": sum(h.get("published", {}).get("resent_batches", 0) for h in hosts),
+        "duplicate_batches": f.get("duplicate_batches", 0),
+        "duplicate_records": f.get("duplicate_records", 0),
         "written": f.get("written", 0),
         "decoded": f.get("decoded", 0),
     }
@@ -297,6 +301,7 @@ class Bench:
         c1 = counters(self.mon.stats())
         delta = {key: c1[key] - c0[key] for key in c1}
         reports, other = self.log.take_reports()
+        after = {n: status_mb(self.pids[n]).get("VmRSS") for n in rss}
         logged = self.log.steps.get(k, StepLog())
         alive = self.alive()
         lost = delta["kernel_dropped"] + delta["gap_records"] + delta["buffer_overflow_records"]
@@ -323,6 +328,7 @@ class Bench:
                 n: {"median": median(v), "max": max(v, default=None), "samples": len(v)}
                 for n, v in rss.items()
             },
+            "rss_after_drain_mb": after,
             "collector_buffered_max_mb": max(buffered, default=0) / 2**20,
             "load_avg_1m": os.getloadavg()[0],
         }
@@ -441,7 +447,9 @@ def main() -> int:
                 f"/{s['cpu_pct_hold']['rsyslog']:.0f}",
                 f"{cell(s['rss_mb']['collector']['median'], fmt='.1f')}/"
                 f"{cell(s['rss_mb']['collector']['max'], fmt='.1f')}",
-                f"{cell(s['rss_mb']['filterd']['max'], fmt='.1f')}",
+                f"{cell(s['rss_mb']['filterd']['max'], fmt='.1f')}/"
+                f"{cell(s['rss_after_drain_mb']['filterd'], fmt='.1f')}",
+                f"{c['resent_batches']}/{c['duplicate_batches']}",
                 f"{s['collector_buffered_max_mb']:.1f}",
                 "yes" if s["sustained"] else "no",
             )
@@ -465,7 +473,8 @@ def main() -> int:
             "alive",
             "CPU% c/f/r",
             "coll RSS med/max",
-            "filt RSS max",
+            "filt RSS max/after",
+            "resent/dup",
             "buf MB",
             "sustained",
         ),
@@ -499,6 +508,7 @@ def main() -> int:
         "steps": steps,
         "verdict": v,
         "load_avg_1m_before": load0[0],
+        "source": source_state(),
         "daemon_logs_tail": logs[-4000:],
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
