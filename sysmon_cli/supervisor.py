@@ -6,6 +6,12 @@ restarted with exponential backoff (1 s .. 30 s, reset after 60 s of good runnin
 restart is counted in <run>/supervisor.json; SIGHUP is passed to filterd (config reload);
 SIGTERM stops filterd (it logs event 4 Stopped) and then the collector.
 
+A hang is not an exit, so the collector also has a watchdog, as under systemd (`Type=notify`,
+`WatchdogSec=`): it gets a NOTIFY_SOCKET of its own (<run>/collector.notify, root only, the
+sender's pid checked like NotifyAccess=main) and WATCHDOG_USEC; once it has said READY=1, a
+collector silent for WATCHDOG_S is killed with SIGKILL and restarted with the same backoff, and
+the kill is counted (`watchdog_kills`). A collector that never says READY=1 has no watchdog.
+
 Start-up is all or nothing, like upstream's `-service` parent waiting on its semaphore: if a
 daemon dies before filterd is ready, the supervisor stops the other one and exits with that
 daemon's exit code, which `sysmon -i` reports.
@@ -16,10 +22,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +40,55 @@ BACKOFF_MAX = 30.0
 HEALTHY_AFTER = 60.0  # a daemon that ran this long restarts without delay next time
 STOP_TIMEOUT = 15.0
 START_TIMEOUT = 300.0  # bcc compiles the BPF programs at start: slow on a loaded 2-core machine
+WATCHDOG_S = 10.0  # the unit's WatchdogSec=; the collector pings every WATCHDOG_S / 2
+NOTIFY_MAX = 4096  # longest datagram read; sd_notify messages are a few bytes
+NOTIFY_BURST = 64  # datagrams read per wake-up at most: a flood cannot starve the loop
+
+
+class NotifySocket:
+    """The receiving end of sd_notify for one child: a datagram socket only root can send to.
+
+    Why SO_PASSCRED: the kernel stamps every datagram with the sender's pid, so a message from
+    anything but the current collector (a leftover, a grandchild) is counted and ignored."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rejected = 0  # datagrams from another pid, unreadable, or without credentials
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # a stale socket from a killed supervisor
+        self.sock = socket.socket(
+            socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+        )
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        old = os.umask(0o177)
+        try:
+            self.sock.bind(str(path))
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def messages(self) -> Iterator[tuple[int, set[str]]]:
+        """(sender pid, its KEY=VALUE lines) for each waiting datagram."""
+        creds = socket.CMSG_SPACE(struct.calcsize("3i"))
+        for _ in range(NOTIFY_BURST):
+            try:
+                data, anc, _flags, _addr = self.sock.recvmsg(NOTIFY_MAX, creds)
+            except (BlockingIOError, InterruptedError):
+                return
+            pid = next((struct.unpack_from("i", d)[0] for lvl, typ, d in anc
+                        if lvl == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS), 0)  # fmt: skip
+            if not pid:
+                self.rejected += 1
+                continue
+            yield pid, {line for line in data.decode("utf-8", "replace").split("\n") if "=" in line}
+
+    def close(self) -> None:
+        self.sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
 
 
 @dataclass
@@ -46,15 +105,31 @@ class Child:
     next_start: float = 0.0
     last_exit: int | None = None
     exits: list[int] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # added to the supervisor's environment
+    ready: bool = False  # said READY=1: the watchdog applies
+    last_ping: float = 0.0
+    watchdog_kills: int = 0
+    killed: bool = False  # by the watchdog, not yet reaped
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
 
     def start(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(self.argv, cwd="/", env=env, stdin=subprocess.DEVNULL)
-        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(self.argv, cwd="/", env={**env, **self.env}, stdin=subprocess.DEVNULL)
+        self.started_at = self.last_ping = time.monotonic()
         self.starts += 1
+        self.ready = self.killed = False
+
+    def heard(self, fields: set[str], now: float) -> None:
+        if "READY=1" in fields:
+            self.ready = True
+        if self.ready and fields & {"READY=1", "WATCHDOG=1"}:
+            self.last_ping = now
+
+    def silent_for(self, now: float) -> float:
+        """Seconds since the last ping of a ready child (0 when the watchdog does not apply)."""
+        return now - self.last_ping if self.ready and not self.killed and self.pid is not None else 0.0
 
     def reaped(self) -> int | None:
         """The exit code if the process has just died (recorded once), else None."""
@@ -79,6 +154,7 @@ class Child:
             return
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGCONT)  # a stopped (hung) daemon could not act on it
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -116,6 +192,9 @@ class Supervisor:
         self.collector = Child("collector", argv["collector"])
         self.filterd = Child("filterd", argv["filterd"])
         self.env = python_env()
+        for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            self.env.pop(name, None)  # only the collector gets these, and ours
+        self.notify: NotifySocket | None = None
         self.state = "starting"
         self.stopping = False
         self.hup = False
@@ -135,12 +214,23 @@ class Supervisor:
         stats = d / "stats.json"
         if stats.exists():
             stats.unlink()  # readiness is "filterd wrote a fresh one"
+        self.notify = NotifySocket(self.notify_path)
+        self.collector.env = {
+            "NOTIFY_SOCKET": str(self.notify_path),
+            "WATCHDOG_USEC": str(int(WATCHDOG_S * 1e6)),
+        }
+
+    @property
+    def notify_path(self) -> Path:
+        return self.paths.run / "collector.notify"
 
     def write_status(self) -> None:
         data = {
             "pid": os.getpid(),
             "state": self.state,
             "started": self.started,
+            "watchdog_s": WATCHDOG_S,
+            "notify_rejected": self.notify.rejected if self.notify else 0,
             "daemons": {
                 c.name: {
                     "pid": c.pid,
@@ -148,6 +238,8 @@ class Supervisor:
                     "restarts": c.restarts,
                     "last_exit": c.last_exit,
                     "exits": c.exits,
+                    "ready": c.ready,
+                    "watchdog_kills": c.watchdog_kills,
                 }
                 for c in (self.collector, self.filterd)
             },
@@ -165,6 +257,9 @@ class Supervisor:
         for p in (*(self.paths.pid_file(n) for n in names), self.paths.supervisor_pid):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
+        if self.notify is not None:
+            self.notify.close()
+            self.notify = None
 
     # -- signals -------------------------------------------------------------------------------
     def install_signals(self) -> None:
@@ -177,6 +272,44 @@ class Supervisor:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, hup)
+
+    # -- watchdog ------------------------------------------------------------------------------
+    def wait(self, timeout: float) -> bool:
+        """Sleep until a notify message or the timeout; True if the collector's state changed."""
+        if self.notify is None:
+            time.sleep(timeout)
+            return False
+        with contextlib.suppress(InterruptedError):
+            select.select([self.notify], [], [], timeout)
+        return self.read_notify()
+
+    def read_notify(self) -> bool:
+        """Take in what the collector said; True if it has just become ready."""
+        if self.notify is None:
+            return False
+        was = self.collector.ready
+        now = time.monotonic()
+        for pid, fields in self.notify.messages():
+            if pid != self.collector.pid:
+                self.notify.rejected += 1
+                continue
+            self.collector.heard(fields, now)
+        return self.collector.ready != was
+
+    def check_watchdog(self) -> bool:
+        """Kill a ready collector that has been silent for WATCHDOG_S; True if it did."""
+        self.read_notify()  # pings that arrived while this process itself was not running
+        c = self.collector
+        silent = c.silent_for(time.monotonic())
+        if silent <= WATCHDOG_S or c.proc is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            c.proc.kill()  # SIGKILL: a stopped or stuck process cannot delay it
+        c.killed = True
+        c.watchdog_kills += 1
+        print(f"sysmon: {c.name} silent for {silent:.0f}s (watchdog {WATCHDOG_S:.0f}s): killed",
+              file=sys.stderr, flush=True)  # fmt: skip
+        return True
 
     # -- start-up ------------------------------------------------------------------------------
     def filterd_ready(self) -> bool:
@@ -207,7 +340,8 @@ class Supervisor:
             if time.monotonic() > deadline:
                 print(f"sysmon: not ready after {START_TIMEOUT:.0f}s", file=sys.stderr, flush=True)
                 return 1
-            time.sleep(0.05)
+            if self.wait(0.05):
+                self.write_status()
         return 0
 
     # -- steady state ----------------------------------------------------------------------------
@@ -234,9 +368,11 @@ class Supervisor:
                 self.hup = False
                 if self.filterd.pid is not None:
                     os.kill(self.filterd.pid, signal.SIGHUP)
+            changed = self.check_watchdog() or changed
             if changed:
                 self.write_status()
-            time.sleep(0.1)
+            if self.wait(0.1):
+                self.write_status()
 
     def shutdown(self) -> None:
         self.state = "stopping"
