@@ -23,6 +23,7 @@ from filterd.config.loader import default_config, load_config_bytes
 from filterd.config.model import Config
 from filterd.control import ControlServer, uptime
 from filterd.events.service_state import config_state, data_hashes, service_state
+from filterd.metrics import MetricsServer, exposition, parse_listen
 from filterd.pipeline import Pipeline
 from filterd.privileges import drop_to, no_new_privs, user_ids
 from filterd.receiver import Receiver, resolve_endpoints
@@ -36,6 +37,21 @@ from shared.records import kinds_for_events
 
 DEFAULT_ENDPOINT = "ipc:///run/sysmon/collector.sock"
 DEFAULT_CONTROL = "/run/sysmon-filterd/control.sock"
+METRICS_SOCKET = "metrics.sock"  # beside the control socket unless --metrics-socket says otherwise
+
+
+def listen_spec(text: str) -> str:
+    try:
+        parse_listen(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def metrics_socket(args: argparse.Namespace) -> str:
+    if args.metrics_socket is not None:
+        return args.metrics_socket
+    return os.path.join(os.path.dirname(args.control_socket or DEFAULT_CONTROL), METRICS_SOCKET)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,6 +74,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--control-socket",
         default=DEFAULT_CONTROL,
         help="socket for sysmonctl reload/status/stats/tail ('' for none)",
+    )
+    p.add_argument(
+        "--metrics-socket",
+        help=f"Prometheus metrics over HTTP on this unix socket (default: {METRICS_SOCKET} beside the "
+        "control socket; '' for none)",
+    )
+    p.add_argument(
+        "--metrics-listen",
+        type=listen_spec,
+        help="also serve the metrics on TCP, IP:PORT (e.g. 127.0.0.1:9701; off by default)",
     )
     p.add_argument(
         "--no-sandbox",
@@ -120,6 +146,8 @@ class Daemon:
         self.control = None
         if args.control_socket:  # made while root: root:sysmon 0660
             self.control = ControlServer(args.control_socket, gid, self.control_handlers(), self.tail_on)
+        # made while root too; TCP is bound and listening before the sandbox closes TCP bind
+        self.metrics = MetricsServer.open(metrics_socket(args), args.metrics_listen, gid, self.metrics_text)
         if os.geteuid() == 0:
             drop_to(args.user)
         no_new_privs()
@@ -184,6 +212,7 @@ class Daemon:
                         "uptime_s": uptime(self.started), "config": self.config_event[1],
                         "config_file": self.args.config or "(built-in)", "config_hash": self.config_event[2],
                         "endpoints": self.endpoints, "control_socket": self.args.control_socket,
+                        "metrics": self.metrics.describe() if self.metrics else [],
                         "sandbox": self.sandbox.describe()},
             "collectors": collectors,
         }  # fmt: skip
@@ -199,6 +228,11 @@ class Daemon:
             "tail": {"clients": len(hub.clients), "sent": hub.sent, "dropped": hub.dropped} if hub else {},
             "collectors": {o: {"hostname": h.hostname, **h.counters} for o, h in self.pipeline.hosts.items()},
         }  # fmt: skip
+
+    def metrics_text(self) -> bytes:
+        hub = self.control.hub if self.control else None
+        sinks = [s for s in self.pipeline.sinks if s is not hub]
+        return exposition(self.pipeline, sinks, hub, self.metrics)
 
     def quiet_or_late(self) -> bool:
         """Our own file writes are not logged once the local collector lists our pid as quiet
@@ -235,6 +269,8 @@ class Daemon:
             self.receiver.poll(100)
             if self.control:
                 self.control.poll()
+            if self.metrics:
+                self.metrics.poll()
             if self.reload_requested:
                 self.reload_requested = False
                 self.reload()
@@ -249,6 +285,8 @@ class Daemon:
     def close(self) -> None:
         if self.control:
             self.control.close()
+        if self.metrics:
+            self.metrics.close()
         self.receiver.close()
         self.pipeline.streams.close()
         for s in self.pipeline.sinks:

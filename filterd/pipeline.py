@@ -115,6 +115,8 @@ class Pipeline:
         self.stats: Counter[str] = Counter()
         self.markers: dict[str, int] = {}
         self.rule_hits: Counter[str] = Counter()  # RuleName -> events it included
+        self.decisions: Counter[tuple[int, bool]] = Counter()  # (event id, included) -> events
+        self.frame_errors: Counter[str] = Counter()  # unusable frames by reason (filterd/metrics.py)
         self._out: list[str] = []  # rendered events of the batch being processed
         self.parked_bytes = 0  # batches of all origins waiting for their host context
         self.local_header = SystemHeader(socket.gethostname(), os.getpid(), os.getpid(), 0)
@@ -159,6 +161,7 @@ class Pipeline:
 
     def filtered(self, event_id: int, matcher: Any, values: tuple[str, ...], header: SystemHeader) -> None:
         include, rule_name = matcher.decide(values)
+        self.decisions[event_id, include] += 1
         if not include:
             self.stats["excluded"] += 1
             return
@@ -405,12 +408,14 @@ class Pipeline:
         except FrameError as e:  # a length that does not fit: the rest of the batch is unreadable
             stats[type(e).__name__] += 1
             stats["truncated_batches"] += 1
+            self.frame_errors["truncated batch"] += 1
             self.loss.add(FRAMES, SELF, 1, {"truncated batch": 1})
         self.flush()
         return numbered
 
     def on_frame_error(self, error: str) -> None:
         """A frame the receiver could not use (its records, if any, show up as a stream gap)."""
+        self.frame_errors[error] += 1
         self.loss.add(FRAMES, SELF, 1, {error: 1})
         self.loss.flush()
 
