@@ -25,6 +25,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from filterd import metrics
 from filterd.config.loader import load_config_bytes
+from filterd.main import metrics_socket, parse_args
 from filterd.metrics import Families, MetricsServer, exposition
 from filterd.pipeline import Pipeline
 from filterd.receiver import Receiver
@@ -523,3 +524,11 @@ def test_parse_listen_refuses(spec: str) -> None:
 
 def test_no_listener_no_server() -> None:
     assert MetricsServer.open("", None, os.getgid(), lambda: b"") is None
+
+
+def test_metrics_options() -> None:
+    assert metrics_socket(parse_args(["--control-socket", "/x/ctl"])) == "/x/metrics.sock"
+    assert metrics_socket(parse_args(["--control-socket", ""])) == "/run/sysmon-filterd/metrics.sock"
+    assert metrics_socket(parse_args(["--metrics-socket", ""])) == ""
+    with pytest.raises(SystemExit):
+        parse_args(["--metrics-listen", "localhost:9701"])
