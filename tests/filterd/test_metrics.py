@@ -532,3 +532,9 @@ def test_metrics_options() -> None:
     assert metrics_socket(parse_args(["--metrics-socket", ""])) == ""
     with pytest.raises(SystemExit):
         parse_args(["--metrics-listen", "localhost:9701"])
+
+
+def test_every_metric_is_in_the_operations_doc() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    missing = [name for name in metrics.METRICS if f"`{name}" not in doc]
+    assert not missing
