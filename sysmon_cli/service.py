@@ -169,11 +169,13 @@ def render_unit(text: str, paths: Paths) -> str:
     """A packaged unit adapted to a source tree: run the modules with this interpreter."""
     py = os.path.realpath(sys.executable)
     text = re.sub(
-        r"^ExecStart=/usr/bin/sysmon-(collector|filterd)",
+        r"^ExecStart=/usr/bin/(?:sysmon-|python3 -P -m )(collector|filterd)",
         lambda m: f"ExecStart={py} -P -m {m.group(1)}",
         text,
         flags=re.M,
     )
+    # the tree and its venv lie outside the packaged ExecPaths=; filterd's seccomp still forbids exec
+    text = re.sub(r"^(?:NoExecPaths|ExecPaths|Environment=PYTHONPATH)=.*\n", "", text, flags=re.M)
     pythonpath = python_env()["PYTHONPATH"]
     return text.replace("[Service]\n", f"[Service]\nEnvironment=PYTHONPATH={pythonpath}\n", 1)
 

@@ -4,12 +4,17 @@ This machine's PID 1 is not systemd, but systemd boots in a container here. The 
 shares the kernel, so the collector loads its BPF programs for real; it gets the host's kernel
 headers (/lib/modules, /usr/src), tracefs and BTF read-only, and all capabilities (the units
 then take away what they do not grant). Checked: `sysmon -i` enables and starts both hardened
-units; events reach the journal with the tag `sysmon`; `sysmon -c` reloads filterd while the
-collector keeps its pid and start time (event 16 logged); `sysmon -u` stops and disables both.
+units; events reach the journal with the tag `sysmon`; filterd, asked over its control socket
+(`selftest`), cannot exec, fork, write outside its state directory or open an internet socket,
+both with its own sandbox inside the unit's and with the unit's alone (a drop-in adding
+--no-sandbox); `sysmon -c` reloads filterd while the collector keeps its pid and start time
+(event 16 logged); a SIGSTOPped collector is killed by systemd's watchdog and restarted, and
+events flow again; `sysmon -u` stops and disables both.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -34,10 +39,37 @@ ONLY_SLEEP = """<Sysmon schemaversion="4.90">
   </EventFiltering>
 </Sysmon>
 """
+SELFTEST = """
+import socket, time
+deadline = time.monotonic() + 60
+while True:  # a restarted filterd makes its control socket a moment after systemd started it
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    try:
+        s.connect("/run/sysmon-filterd/control.sock")
+        break
+    except (FileNotFoundError, ConnectionRefusedError):
+        s.close()
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.2)
+s.sendall(b'{"cmd": "selftest"}\\n')
+print(s.makefile("rb").readline().decode())
+"""
+UNIT_ONLY = """[Service]
+ExecStart=
+ExecStart=/usr/bin/python3 -P -m filterd --no-sandbox --endpoint ipc:///run/sysmon/collector.sock \\
+  --config /opt/sysmon/config.xml --state-dir /var/lib/sysmon --syslog-socket /dev/log
+"""
+NO_INET = {f"{f}_{k}": "EAFNOSUPPORT" for f in ("inet", "inet6") for k in ("udp", "tcp")}
 # The reload target: different rules, still quiet (journald rate-limits a chatty unit).
 SLEEP_AND_TRUE = ONLY_SLEEP.replace(
     "</ProcessCreate>", '  <Image condition="end with">/true</Image>\n    </ProcessCreate>'
 )
+
+
+# nspawn's own allow-list lacks these: BPF for the collector, Landlock for filterd's self-sandbox
+SYSCALLS = "bpf perf_event_open landlock_create_ruleset landlock_add_rule landlock_restrict_self"
 
 
 class Container:
@@ -54,7 +86,7 @@ class Container:
         binds = ["/lib/modules", "/usr/src", "/sys/kernel/tracing", "/sys/kernel/btf"]
         assert Path(f"/lib/modules/{kernel}/build").exists(), "no kernel headers (scripts/setup.sh install)"
         cmd = ["systemd-nspawn", "-D", str(self.root), "-b", "--register=no", "--keep-unit",
-               "--console=pipe", "--capability=all", "--system-call-filter=bpf perf_event_open",
+               "--console=pipe", "--capability=all", f"--system-call-filter={SYSCALLS}",
                "-M", f"sysmon-{uuid.uuid4().hex[:8]}", *(f"--bind-ro={b}" for b in binds)]  # fmt: skip
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
@@ -129,6 +161,15 @@ class Container:
             time.sleep(1.0)
         raise TimeoutError(f"no ProcessCreate of {exe} {tag}: {[ln[:300] for ln in self.journal()[-4:]]}")
 
+    def selftest(self) -> dict:
+        return json.loads(self.run("python3", "-I", "-c", SELFTEST).stdout)
+
+    def wait_for(self, cond, what: str, timeout: float = 120) -> None:  # noqa: ANN001
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.5)
+
     def show(self, unit: str, prop: str) -> str:
         return self.run("systemctl", "show", "-p", prop, "--value", unit).stdout.strip()
 
@@ -171,6 +212,39 @@ def test_units_under_systemd(tmp_path: Path) -> None:
             assert box.show(UNITS[1], "User") == "sysmon"
 
             box.marker("/usr/bin/sleep")
+
+            # filterd's sandbox: its own (Landlock, seccomp) inside the unit's
+            r = box.selftest()
+            assert r["sandbox"].startswith("landlock ABI") and "seccomp (unix only)" in r["sandbox"], r
+            assert r["write_state"] == "ok" and "ok" not in r["write_outside"].values(), r
+            assert r["exec"] == r["exec_interpreter"] == r["execve"] == r["fork"] == "EPERM", r
+            assert {k: r[k] for k in NO_INET} == NO_INET, r  # RestrictAddressFamilies= answers first
+            # the unit's alone: no exec outside the interpreter, nothing writable, no internet
+            dropin = deb.root / "etc/systemd/system/sysmon-filterd.service.d"
+            dropin.mkdir(parents=True)
+            (dropin / "unit-only.conf").write_text(UNIT_ONLY)
+            box.run("systemctl", "daemon-reload")
+            box.run("systemctl", "restart", UNITS[1])
+            r = box.selftest()
+            assert r["sandbox"] == "none" and r["write_state"] == "ok", r
+            assert set(r["write_outside"].values()) == {"EROFS"}, r
+            assert r["exec"] == r["execve"] == "EACCES", r  # NoExecPaths=/: /bin/true is on a noexec mount
+            assert r["exec_interpreter"] == "ok", r  # ExecPaths= keeps python3: the self-sandbox closes that
+            assert {k: r[k] for k in NO_INET} == NO_INET, r
+            (dropin / "unit-only.conf").unlink()
+            box.run("systemctl", "daemon-reload")
+            box.run("systemctl", "restart", UNITS[1])
+            assert box.selftest()["exec"] == "EPERM"
+
+            # a hung collector: systemd's watchdog kills it and Restart= brings it back
+            hung, restarts = box.show(UNITS[0], "MainPID"), int(box.show(UNITS[0], "NRestarts"))
+            box.run("python3", "-c", f"import os, signal; os.kill({hung}, signal.SIGSTOP)")
+            box.wait_for(lambda: int(box.show(UNITS[0], "NRestarts")) > restarts, "watchdog restart")
+            box.wait_for(lambda: box.show(UNITS[0], "ActiveState") == "active", "collector active again", 300)
+            assert box.show(UNITS[0], "MainPID") not in (hung, "0")
+            log = box.run("journalctl", "-u", UNITS[0], "--no-pager").stdout
+            assert "Watchdog timeout" in log, log[-2000:]
+            box.marker("/usr/bin/sleep")  # events flow again
 
             pid, started = (
                 box.show(UNITS[0], "MainPID"),
