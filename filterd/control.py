@@ -1,11 +1,11 @@
-"""filterd's control socket: `sysmonctl reload|status|stats|tail` talk to the running daemon here.
+"""filterd's control socket: `sysmonctl reload|reopen|status|stats|tail` talk to the running daemon here.
 
 An AF_UNIX stream socket made before the privilege drop: mode 0660, owner root, group sysmon
 (filterd's own group), so only root and that group can reconfigure or read the monitor; filterd,
 once unprivileged, cannot loosen the mode. Started by systemd as the unprivileged user, the
 socket is that user's, still 0660.
 
-Protocol: one JSON request line per connection, {"cmd": "status"|"stats"|"reload"|"tail"}, and
+Protocol: one JSON request line per connection, {"cmd": "status"|"stats"|"reload"|"reopen"|"tail"}, and
 one JSON reply line {"ok": true, ...} or {"ok": false, "error": "..."}. `tail` instead answers with
 a stream of JSON lines, {"xml": "<Event>..."} per written event and {"dropped": n} when the client
 fell behind, until the client hangs up.

@@ -24,10 +24,12 @@ from filterd.config.model import Config
 from filterd.control import ControlServer, uptime
 from filterd.events.service_state import config_state, data_hashes, service_state
 from filterd.metrics import MetricsServer, exposition, parse_listen
+from filterd.outputs import read_outputs
 from filterd.pipeline import Pipeline
 from filterd.privileges import drop_to, no_new_privs, user_ids
 from filterd.receiver import Receiver, resolve_endpoints
 from filterd.sandbox import Confinement, confine, selftest
+from filterd.sink.json_lines import STDOUT, JsonSink
 from filterd.sink.stdout import StdoutSink
 from filterd.sink.syslog import SyslogSink
 from filterd.state.record_id import RecordIdCounter
@@ -93,9 +95,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--syslog-socket", default="/dev/log")
     p.add_argument("--no-syslog", action="store_true", help="do not write to syslog")
     p.add_argument("--stdout", action="store_true", help="also print each event's XML on stdout")
+    p.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also append each event as one JSON line to FILE ('-': stdout, '': none; overrides --outputs)",
+    )
+    p.add_argument("--outputs", metavar="FILE", help="outputs file (`json PATH`); missing: syslog only")
     p.add_argument("--user", default="sysmon", help="user to run as when started as root")
     p.add_argument("--stats-file", help="write counters as JSON here every second")
     return p.parse_args(argv)
+
+
+def json_target(args: argparse.Namespace) -> str | None:
+    """Where JSON lines go: --json, else the outputs file's `json`, else nowhere."""
+    path = args.json if args.json is not None else read_outputs(args.outputs).json if args.outputs else None
+    if path == STDOUT and args.stdout:
+        raise ConfigError("--json", None, "'-' and --stdout would both write to stdout")
+    return path or None
 
 
 def config_label(path: str, label_file: str | None) -> str:
@@ -135,6 +151,11 @@ class Daemon:
             os.chown(state, uid, gid)
             os.chmod(state, 0o750)
         self.record_ids = RecordIdCounter(state / "eventId")
+        self.json_path = json_target(args)
+        json_dir = os.path.dirname(self.json_path) if self.json_path not in (None, STDOUT) else None
+        if json_dir and os.geteuid() == 0 and not os.path.isdir(json_dir):
+            os.makedirs(json_dir, 0o750)  # reopen after a rotation makes the new file in it, as the user
+            os.chown(json_dir, uid, gid)
         sinks: list = []
         if not args.no_syslog:
             sinks.append(SyslogSink(args.syslog_socket))
@@ -151,6 +172,12 @@ class Daemon:
         if os.geteuid() == 0:
             drop_to(args.user)
         no_new_privs()
+        self.json_sink = JsonSink(self.json_path) if self.json_path else None  # opened as the user
+        if self.json_sink is not None:
+            sinks.append(self.json_sink)
+            if json_dir and not os.access(json_dir, os.W_OK):
+                print(f"sysmon-filterd: {json_dir} is not writable: `sysmonctl reopen` after a rename will "
+                      "fail (logrotate: use copytruncate)", file=sys.stderr)  # fmt: skip
         origin = local_origin()  # the sandbox closes /etc/machine-id and /proc/sys
         self.sandbox = Confinement()
         if not args.no_sandbox:  # before ZeroMQ starts its threads: Landlock binds one thread
@@ -158,7 +185,8 @@ class Daemon:
             self.sandbox = confine(
                 # the config's directory, not the file: `sysmon -c` replaces it with a new inode
                 readable=[os.path.dirname(os.path.abspath(p)) for p in configs],
-                writable=[str(state)] + ([args.stats_file] if args.stats_file else []),
+                # the JSON file's directory too: reopen after a rotation creates the file anew
+                writable=[str(state)] + [p for p in (args.stats_file, json_dir and self.json_path) if p],
                 tcp_ports=[int(e.address.rsplit(":", 1)[1]) for e in endpoints if e.server_key],
             )
         self.pipeline = Pipeline(self.config, sinks, self.record_ids, state_dir=state)
@@ -191,9 +219,22 @@ class Daemon:
             "status": lambda req: self.status(),
             "stats": lambda req: self.stats(),
             "reload": lambda req: self.reload(),
+            "reopen": lambda req: self.reopen(),
             "selftest": lambda req: {"ok": True, "sandbox": self.sandbox.describe(),
                                      **selftest(self.args.state_dir)},  # hidden: proves the sandbox
         }  # fmt: skip
+
+    def reopen(self) -> dict[str, Any]:
+        """Open the JSON file again (logrotate's postrotate: `sysmonctl reopen`; SIGHUP is reload).
+        If it cannot be opened, the current file is kept and the reply says why."""
+        sink = self.json_sink
+        if sink is None or sink.path == STDOUT:
+            return {"ok": True, "reopened": []}
+        try:
+            sink.reopen()
+        except OSError as e:
+            return {"ok": False, "error": f"cannot reopen {sink.path}: {e.strerror}"}
+        return {"ok": True, "reopened": [sink.path]}
 
     def tail_on(self, on: bool) -> None:
         hub = self.control.hub if self.control else None
@@ -211,6 +252,7 @@ class Daemon:
             "filterd": {"version": __version__, "pid": os.getpid(), "uid": os.getuid(),
                         "uptime_s": uptime(self.started), "config": self.config_event[1],
                         "config_file": self.args.config or "(built-in)", "config_hash": self.config_event[2],
+                        "json": self.json_path,
                         "endpoints": self.endpoints, "control_socket": self.args.control_socket,
                         "metrics": self.metrics.describe() if self.metrics else [],
                         "sandbox": self.sandbox.describe()},
@@ -269,6 +311,8 @@ class Daemon:
             self.receiver.poll(100)
             if self.control:
                 self.control.poll()
+            if self.json_sink is not None:
+                self.json_sink.pump()  # lines a slow stdout reader could not take yet
             if self.metrics:
                 self.metrics.poll()
             if self.reload_requested:

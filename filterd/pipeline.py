@@ -118,6 +118,9 @@ class Pipeline:
         self.decisions: Counter[tuple[int, bool]] = Counter()  # (event id, included) -> events
         self.frame_errors: Counter[str] = Counter()  # unusable frames by reason (filterd/metrics.py)
         self._out: list[str] = []  # rendered events of the batch being processed
+        # the same events as values, for sinks that render their own format (send_events: JSON)
+        self._events: list[tuple[Any, ...]] = []
+        self._by_values = any(hasattr(s, "send_events") for s in sinks)
         self.parked_bytes = 0  # batches of all origins waiting for their host context
         self.local_header = SystemHeader(socket.gethostname(), os.getpid(), os.getpid(), 0)
         self.clock = clock
@@ -143,15 +146,23 @@ class Pipeline:
 
     # -- output ----------------------------------------------------------------------------
     def write(self, event_id: int, values: Sequence[str], header: SystemHeader) -> None:
-        self._out.append(render_event(BY_ID[event_id], values, header, self.record_ids.next()))
+        etype, record_id, now_ns = BY_ID[event_id], self.record_ids.next(), time.time_ns()
+        self._out.append(render_event(etype, values, header, record_id, now_ns))
+        if self._by_values:
+            self._events.append((etype, values, header, record_id, now_ns))
         self.stats["written"] += 1
 
     def flush(self) -> None:
         """Hand the events of a batch to the sinks together (syslog sends them with sendmmsg)."""
         out, self._out = self._out, []
+        events, self._events = self._events, []
         if not out:
             return
         for sink in self.sinks:
+            by_values = getattr(sink, "send_events", None)
+            if by_values is not None:
+                by_values(events)
+                continue
             many = getattr(sink, "send_many", None)
             if many is not None:
                 many(out)

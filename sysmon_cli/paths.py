@@ -57,6 +57,11 @@ class Paths:
         return self.home / "config.label"
 
     @property
+    def outputs(self) -> Path:
+        """Extra outputs for filterd (`json PATH`, filterd/outputs.py); the units read it too."""
+        return self.home / "outputs"
+
+    @property
     def argv(self) -> Path:
         return self.home / "argv"
 

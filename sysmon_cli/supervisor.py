@@ -179,6 +179,7 @@ def daemon_argv(paths: Paths, debug: str | None = None, btf: str | None = None) 
         "--syslog-socket", paths.syslog_socket,
         "--user", paths.user,
         "--stats-file", str(paths.filterd_dir / "stats.json"),
+        "--outputs", str(paths.outputs),
     ]  # fmt: skip
     if debug is not None:
         filterd.append("--stdout")

@@ -1,4 +1,4 @@
-"""`sysmonctl reload | status | stats | tail`: the running filterd, seen and steered from outside.
+"""`sysmonctl reload | reopen | status | stats | tail`: the running filterd, seen and steered from outside.
 
 All of them go through filterd's control socket (root and the sysmon group only); what filterd
 knows of the collectors comes from their host contexts, so `status` and `stats` cover both
@@ -50,6 +50,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "config hash": f["config_hash"] or "-",
             "endpoints": ", ".join(f["endpoints"]),
             "control socket": f.get("control_socket", "-"),
+            "json output": f.get("json") or "-",
             "sandbox": f.get("sandbox", "-"),
         },
     )
@@ -137,6 +138,17 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reopen(args: argparse.Namespace) -> int:
+    """For logrotate's postrotate: filterd opens its JSON file again (SIGHUP means reload)."""
+    r = request(args.control, "reopen")
+    if not r.get("ok"):
+        print(f"sysmonctl: reopen failed, the old file is still written: {r.get('error')}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print("reopened " + ", ".join(r["reopened"]) if r["reopened"] else "no output file to reopen")
+    return 0
+
+
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--control", help="filterd's control socket (default: found in /run)")
@@ -150,4 +162,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_stats)
     p = common(sub.add_parser("reload", help="re-read the config (filterd only; validated first)"))
     p.set_defaults(func=cmd_reload)
+    p = common(sub.add_parser("reopen", help="open the JSON output file again (after logrotate renamed it)"))
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing when it worked")
+    p.set_defaults(func=cmd_reopen)
     common(tail_mod.add_parser(sub))
