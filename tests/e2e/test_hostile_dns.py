@@ -110,3 +110,4 @@ def test_malformed_answers_do_not_stop_filterd(mon: Monitor) -> None:
     assert {"-", f"type:  5 www.cut-{tag}.sysmon.test;"} <= cut
     stats = mon.stats()["stats"]
     assert not [k for k in stats if k.startswith("bad_record_")], stats  # the parser coped, not the guard
+    assert list((mon.dir / "state").glob("stream-*"))  # the sandboxed filterd keeps its stream position
