@@ -20,6 +20,7 @@ MAX_PARKED_BATCHES = 64
 MAX_PARKED_BYTES = 64 << 20  # all origins together
 MAX_USERS = 1 << 16
 MAX_LOGINS = 4096
+MAX_COUNTER_DEPTH = 4
 _U64 = 1 << 64
 
 
@@ -44,6 +45,25 @@ def _int(v: Any, default: int, lo: int = 0, hi: int = _U64) -> int:
 
 def _text(v: Any, default: str) -> str:
     return v if isinstance(v, str) and v else default
+
+
+def _plain(v: Any, depth: int) -> Any:
+    """A JSON-safe copy of a wire value (the counters end up in the stats file and the control
+    replies, whose json.dumps() must not meet bytes or NaN): None where it is not."""
+    t = type(v)
+    if v is None or t is bool or t is str:
+        return v
+    if t is int:
+        return v if -(1 << 63) <= v < _U64 else None
+    if t is float:
+        return v if math.isfinite(v) else None
+    if depth <= 0:
+        return None
+    if t is dict:
+        return {k: _plain(x, depth - 1) for k, x in v.items() if type(k) in (str, int)}
+    if t is list:
+        return [_plain(x, depth - 1) for x in v]
+    return None
 
 
 class HostState:
@@ -107,8 +127,12 @@ class HostState:
         up = ctx.get("uptime_s", 0.0)
         self.collector_uptime_s = float(up) if type(up) in (int, float) and math.isfinite(up) else 0.0
         self._logon_guids = {}
-        counters = ctx.get("counters", {})
-        self.counters = counters if isinstance(counters, dict) else {}
+        counters = _plain(ctx.get("counters", {}), MAX_COUNTER_DEPTH)
+        if isinstance(counters, dict):
+            self.counters = {k: v for k, v in counters.items() if isinstance(k, str)}  # `**counters` works
+        else:
+            self.counters = {}
+            self.bad_fields += 1
         self.ready = True
 
     def _field(self, ctx: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:

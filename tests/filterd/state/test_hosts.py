@@ -48,3 +48,12 @@ def test_good_context() -> None:
     h2.update({"boot_epoch_ns": 2**63, "collector_pid": -1, "users": {"x": "y"}, "logins": [["a"]]})
     assert (h2.boot_epoch_ns, h2.collector_pid, h2.users, h2.logins) == (0, 0, {}, {})
     assert h2.bad_fields == 4
+
+
+@given(st.dictionaries(st.integers(0, 3) | st.text(max_size=4), values, max_size=6))
+def test_counters_can_always_be_dumped_as_json(counters: dict) -> None:
+    import json
+
+    h = HostState("o")
+    h.update({"counters": counters})
+    json.dumps({"hostname": "h", **h.counters}, allow_nan=False)
