@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from tests.harness.rsyslog import Rsyslog
-from tests.sysmon_cli.helpers import Sandbox
+from tests.harness.sysmon_json import differences, expected
+from tests.sysmon_cli.helpers import ROOT, Sandbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.bpf]
 
@@ -202,3 +204,38 @@ def test_record_id_survives_restart(inst: Instance) -> None:
     after = [int(m) for ln in inst.lines()[n:] for m in RECORD_ID.findall(ln)]
     assert after and min(after) > first, (first, after[:5])
     assert (inst.box.state / "eventId").exists()
+
+
+def test_outputs_file_reaches_filterd(inst: Instance) -> None:
+    """`json PATH` in <home>/outputs gives JSON lines through the supervisor (filterd makes the
+    directory for its user and reopens on `sysmonctl reopen`); a bad outputs file fails `-i` with
+    its file and line."""
+    inst.box.home.mkdir(parents=True, exist_ok=True)
+    outputs = inst.box.home / "outputs"
+    outputs.write_text("jsn /var/log/x.json\n")
+    r = inst.sysmon("-i")
+    assert r.code != 0 and f"{outputs}:1: unknown output 'jsn'" in r.err, r
+    json_path = inst.box.dir / "log" / "sysmon.json"
+    outputs.write_text(f"# extra outputs\njson {json_path}\n")
+    assert inst.sysmon("-i").code == 0
+
+    def lines() -> list[dict]:
+        data = json_path.read_bytes() if json_path.exists() else b""
+        return [json.loads(x) for x in data.decode().split("\n")[:-1]]
+
+    def json_of(event: str) -> dict:
+        rid = int(RECORD_ID.search(event).group(1))
+        wait_until(lambda: any(o["System"]["EventRecordID"] == rid for o in lines()), 30, f"JSON line {rid}")
+        return next(o for o in lines() if o["System"]["EventRecordID"] == rid)
+
+    event = marker_event(inst)
+    assert differences(json_of(event), expected(event), rsyslog=True) == []
+    user = os.stat(f"/proc/{inst.pid('filterd')}").st_uid
+    assert json_path.parent.stat().st_uid == json_path.stat().st_uid == user
+    json_path.rename(json_path.with_suffix(".1"))
+    control = str(inst.box.run_dir / "filterd.ctl")
+    argv = [sys.executable, "-m", "sysmonctl", "reopen", "--control", control]
+    ctl = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=40)
+    assert ctl.returncode == 0 and ctl.stdout.strip() == f"reopened {json_path}", ctl
+    event = marker_event(inst)
+    assert differences(json_of(event), expected(event), rsyslog=True) == []  # in the new file
