@@ -18,6 +18,11 @@ the files are read back, so a restarted filterd tells exactly how many records i
 can tell the collector where to resume (the ack subscription, filterd/receiver.py). The file
 also remembers the kernel drop counters already reported, so a restart does not report them
 twice, and which endpoint delivered the stream last.
+
+Delivery is at least once: the position is stored right after the sinks took a batch, so a
+kill -9 in between (a few microseconds, longer if the process is preempted right after the
+send woke the syslog daemon) makes the restarted filterd log that one batch again. Storing it
+before the send would turn that into a silent loss instead.
 """
 
 from __future__ import annotations
