@@ -46,6 +46,11 @@ BATCHES_PER_TICK = 256  # bounds one tick's work; the rest waits for the next ti
 MAX_PENDING_MARKS = 64
 
 
+def resident_bytes() -> int:
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 class Collector:
     def __init__(
         self,
@@ -192,6 +197,7 @@ class Collector:
             "hashes": dict(self.hasher.stats),
             "subscriptions_held": len(self.pub.subs),
             "quiet_pids": sorted(self._quiet),
+            "rss_bytes": resident_bytes(),
             "enabled_kinds": sorted(self.programs.enabled_kinds),
             "attached_hooks": sorted(h.tracepoint for h in self.programs.attached),
         }
