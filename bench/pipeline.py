@@ -12,7 +12,7 @@ Prints a table and writes bench/results/pipeline.json:
 - CPU of collector, filterd and rsyslog (and the `sysmon` supervisor with --supervisor) per
   1000 workload events (2 per exec, 2 per file) and per 1000 logged events;
 - workload events logged per event ID vs what the config enables, kernel drops, batch gaps,
-  loss reports (event 255);
+  event 255 reports (loss, ID EventsLost, and health such as CollectorSilent);
 - memory of each daemon: VmRSS sampled every --sample-ms from the end of start-up to the end
   of the run (median and max), its VmHWM (peak, start-up included) and PSS at the end; the
   peak of the collector's short-lived BPF loader child, sampled from /proc while it runs and,
@@ -139,7 +139,7 @@ class LogCounter:
                     self.workload[i] += 1
                     return
                 break
-        if b"<EventID>255</EventID>" in line:
+        if b"<EventID>255</EventID>" in line:  # loss (ID EventsLost) or health (CollectorSilent...)
             self.loss_reports.append(line.decode(errors="replace"))
         self.other += 1
 
@@ -444,7 +444,7 @@ def main() -> int:
         (
             "kernel drops / gap batches",
             f"{result['kernel_drops']} / {result['gap_batches']}",
-            f"loss reports {len(log.loss_reports)}, sink drops {result['sink_dropped']}, "
+            f"event 255 reports {len(log.loss_reports)}, sink drops {result['sink_dropped']}, "
             f"resent/duplicate batches {result['resent_batches']}/{result['duplicate_batches']}, "
             f"drained {drain_s:.1f}s",
         )

@@ -13,7 +13,8 @@ the heartbeat carries the kernel counters and loss reports are flushed. Per step
 target and achieved event rate (2 events per operation), workload events logged, the time the
 backlog took to drain, kernel drops (the collector's counters, read from filterd's stats file),
 records lost between collector and filterd (filterd's gap_records; the collector's buffer
-overflow), sink drops, loss reports (event 255), whether both daemons are alive, CPU of
+overflow), sink drops, event 255 (loss reports, ID EventsLost; and health reports such as
+CollectorSilent), whether both daemons are alive, CPU of
 collector, filterd and rsyslog during the hold (100 % = one core), and the resident memory of
 the collector and filterd (VmRSS sampled every 0.5 s, median and max). A step is sustained when
 all of its events were logged with no drop, no gap, no loss report, and both daemons alive; it
@@ -100,6 +101,7 @@ int main(int argc, char **argv) {
 """
 EVENT_ID = re.compile(rb"<EventID>(\d+)</EventID>")
 DESCRIPTION = re.compile(rb'<Data Name="Description">(.*?)</Data>')
+REPORT_ID = re.compile(rb'<Data Name="ID">(.*?)</Data>')
 
 
 class BenchMonitor(Monitor):
@@ -150,6 +152,7 @@ class LogFollower:
         self.steps: dict[int, StepLog] = {}
         self.other = 0
         self.loss_reports: list[str] = []
+        self.health_reports: list[str] = []
         self.fast_offset = 0
         self.fast: dict[int, int] = {}
 
@@ -188,9 +191,13 @@ class LogFollower:
             if s:
                 self.steps.setdefault(int(s.group(1)), StepLog()).ids[eid] += 1
                 return
-        elif eid == 255:
-            d = DESCRIPTION.search(line)
-            self.loss_reports.append((d.group(1) if d else line).decode(errors="replace"))
+        elif eid == 255:  # ID EventsLost: a loss report; others (CollectorSilent...): health
+            d, i = DESCRIPTION.search(line), REPORT_ID.search(line)
+            text = (d.group(1) if d else line).decode(errors="replace")
+            if i and i.group(1) != b"EventsLost":
+                self.health_reports.append(f"{i.group(1).decode(errors='replace')}: {text}")
+            else:
+                self.loss_reports.append(text)
         self.other += 1
 
     def truncate(self, paths: list[Path]) -> None:
@@ -200,10 +207,10 @@ class LogFollower:
             os.truncate(p, 0)
         self.offset, self.tail, self.fast_offset = 0, b"", 0
 
-    def take_reports(self) -> tuple[list[str], int]:
-        reports, other = self.loss_reports, self.other
-        self.loss_reports, self.other = [], 0
-        return reports, other
+    def take_reports(self) -> tuple[list[str], list[str], int]:
+        out = self.loss_reports, self.health_reports, self.other
+        self.loss_reports, self.health_reports, self.other = [], [], 0
+        return out
 
 
 def build_worker(work: Path) -> Path:
@@ -319,7 +326,7 @@ class Bench:
         self.log.poll()
         c1 = counters(self.mon.stats())
         delta = {key: c1[key] - c0[key] for key in c1}
-        reports, other = self.log.take_reports()
+        reports, health, other = self.log.take_reports()
         after = {n: status_mb(self.pids[n]).get("VmRSS") for n in rss}
         logged = self.log.steps.get(k, StepLog())
         alive = self.alive()
@@ -340,6 +347,7 @@ class Bench:
             "drain_s": drain_s,
             "counters": delta,
             "loss_reports": reports,
+            "health_reports": health,
             "other_events_logged": other,
             "alive": alive,
             "cpu_pct_hold": {n: 100 * (cpu1[n] - cpu0[n]) / hold_s for n in self.pids},
@@ -355,7 +363,7 @@ class Bench:
             bool(lost == 0 and delta["gap_batches"] == 0 and not reports and all(alive.values()))
             and logged.total >= generated
         )
-        res["kept_up"] = res["sustained"] and drained and drain_s <= a.lag_limit
+        res["kept_up"] = res["sustained"] and drained and drain_s <= a.lag_limit and not health
         if drained:  # nothing of this step is still coming: bound disk use
             self.log.truncate([self.mon.rsyslog.msg_path, self.mon.rsyslog.output_path])
         return res
@@ -394,6 +402,8 @@ def verdict(steps: list[dict[str, Any]]) -> dict[str, Any]:
                 what.append(f"{key} {c[key]}")
         if above["loss_reports"]:
             what.append(f"{len(above['loss_reports'])} loss reports")
+        if above["health_reports"]:
+            what.append(f"{len(above['health_reports'])} health reports")
         dead = [n for n, ok in above["alive"].items() if not ok]
         if dead:
             what.append("dead: " + ", ".join(dead))
@@ -473,7 +483,7 @@ def main() -> int:
                 f"{s['drain_s']:.1f}" + ("" if s["drained"] else "+"),
                 str(c["kernel_dropped"]),
                 f"{c['gap_records']}/{c['buffer_overflow_records']}",
-                str(len(s["loss_reports"])),
+                f"{len(s['loss_reports'])}/{len(s['health_reports'])}",
                 "yes" if all(s["alive"].values()) else "NO",
                 f"{s['cpu_pct_hold']['collector']:.0f}/{s['cpu_pct_hold']['filterd']:.0f}"
                 f"/{s['cpu_pct_hold']['rsyslog']:.0f}",
@@ -501,7 +511,7 @@ def main() -> int:
             "drain s",
             "kdrops",
             "gap/ovfl",
-            "loss rep",
+            "loss/health",
             "alive",
             "CPU% c/f/r",
             "coll RSS med/max",
@@ -532,6 +542,8 @@ def main() -> int:
     for s in steps:
         for r in s["loss_reports"][:5]:
             print(f"  step {s['step']} loss report: {r}")
+        for r in s["health_reports"][:5]:
+            print(f"  step {s['step']} health report: {r}")
     result = {
         "config": config,
         "ring_pages": args.ring_pages,
