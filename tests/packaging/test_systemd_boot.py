@@ -9,7 +9,9 @@ units; events reach the journal with the tag `sysmon`; filterd, asked over its c
 both with its own sandbox inside the unit's and with the unit's alone (a drop-in adding
 --no-sandbox); `sysmon -c` reloads filterd while the collector keeps its pid and start time
 (event 16 logged); a SIGSTOPped collector is killed by systemd's watchdog and restarted, and
-events flow again; `sysmon -u` stops and disables both.
+events flow again; JSON lines asked for in /opt/sysmon/outputs land in /var/log/sysmon (the unit's
+LogsDirectory, inside both sandboxes) and follow a rename after `sysmonctl reopen`; `sysmon -u`
+stops and disables both.
 """
 
 from __future__ import annotations
@@ -194,6 +196,7 @@ def test_units_under_systemd(tmp_path: Path) -> None:
         # not /tmp: nspawn mounts a tmpfs there
         (deb.root / "root/only-sleep.xml").write_text(ONLY_SLEEP)
         (deb.root / "root/sleep-and-true.xml").write_text(SLEEP_AND_TRUE)
+        (deb.root / "opt/sysmon/outputs").write_text("json /var/log/sysmon/sysmon.json\n")
         # the collector sees the whole host: keep journald from rate-limiting the test's events
         conf = deb.root / "etc/systemd/journald.conf.d"
         conf.mkdir(parents=True, exist_ok=True)
@@ -212,6 +215,19 @@ def test_units_under_systemd(tmp_path: Path) -> None:
             assert box.show(UNITS[1], "User") == "sysmon"
 
             box.marker("/usr/bin/sleep")
+
+            # JSON lines (the outputs file), renamed and reopened as logrotate would
+            json_file = deb.root / "var/log/sysmon/sysmon.json"
+
+            def json_ids() -> set[int]:
+                text = json_file.read_text() if json_file.exists() else ""
+                return {json.loads(ln)["System"]["EventID"] for ln in text.splitlines()}
+
+            box.wait_for(lambda: json_ids() >= {1, 4, 16}, "JSON lines in /var/log/sysmon")
+            json_file.rename(json_file.with_suffix(".json.1"))
+            assert box.run("sysmonctl", "reopen").stdout.strip() == "reopened /var/log/sysmon/sysmon.json"
+            box.marker("/usr/bin/sleep")
+            box.wait_for(lambda: 1 in json_ids(), "JSON lines in the reopened file")
 
             # filterd's sandbox: its own (Landlock, seccomp) inside the unit's
             r = box.selftest()
