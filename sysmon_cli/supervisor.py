@@ -166,7 +166,8 @@ class Child:
 def daemon_argv(paths: Paths, debug: str | None = None, btf: str | None = None) -> dict[str, list[str]]:
     """The command lines of both daemons, with this interpreter (not the `sysmon` symlink)."""
     py = [os.path.realpath(sys.executable), "-P", "-m"]
-    collector = [*py, "collector", "--endpoint", paths.endpoint, "--group", paths.user]
+    collector = [*py, "collector", "--endpoint", paths.endpoint, "--group", paths.user, "--user", paths.user]
+    collector += ["--quiet-pid", str(os.getpid())]  # our own files (pid, status) are not events
     if btf:
         collector += ["--btf", btf]
     filterd = [
