@@ -7,13 +7,10 @@ ERROR_ELEVATION_REQUIRED) when not root; a daemon's own exit code when start-up 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 
-from filterd.config.errors import ConfigError
-from filterd.config.loader import describe_load, load_config, load_config_bytes
-from sysmon_cli import cmdline, schema_print, text
+from sysmon_cli import cmdline, text
 from sysmon_cli.cmdline import ERROR_INVALID_PARAMETER, Options, UsageError
 from sysmon_cli.paths import Paths
 from sysmon_cli.service import backend
@@ -80,6 +77,8 @@ def dispatch(opts: Options, paths: Paths) -> int:
 
 
 def print_schema(version: str | None) -> int:
+    from sysmon_cli import schema_print
+
     blocks = schema_print.select(version)
     if not blocks:
         print(f"Unknown schema version: {version}", file=sys.stderr)
@@ -90,6 +89,9 @@ def print_schema(version: str | None) -> int:
 
 def validate(path: str) -> bytes | None:
     """Read and validate a config, printing upstream's lines; its bytes, or None if rejected."""
+    from filterd.config.errors import ConfigError  # not at the top: the supervisor never needs lxml
+    from filterd.config.loader import describe_load, load_config_bytes
+
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -146,6 +148,11 @@ def update(opts: Options, paths: Paths, path: str | None) -> int:
 
 
 def dump(paths: Paths) -> int:
+    import hashlib
+
+    from filterd.config.errors import ConfigError
+    from filterd.config.loader import load_config
+
     if not backend(paths).running():
         print("Sysmon is not running", file=sys.stderr)
         return ERROR_INVALID_PARAMETER

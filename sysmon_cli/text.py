@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 
-from filterd import schema
 from sysmon_cli import __version__
 
 BANNER = (
@@ -70,6 +69,8 @@ CONDITIONS = (
 
 def config_usage() -> str:
     """`sysmon -? config`: file format, options, conditions and the event tags."""
+    from filterd import schema  # only here: the supervisor, which shares this module, stays small
+
     out = [
         f"Configuration usage (current schema is {schema.SCHEMA_VERSION}):",
         "",
