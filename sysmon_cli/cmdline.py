@@ -9,8 +9,6 @@ except the few with their own message (exit 87 too).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 NONE, OPTIONAL, REQUIRED = "none", "optional", "required"
 
 # switch -> (argument kind, exclusive action?) from manifest.xml <options>.
@@ -57,13 +55,29 @@ class UsageError(Exception):
         self.show_usage = show_usage
 
 
-@dataclass
 class Options:
-    action: str | None = None  # "i", "c", "u", "s" or None
-    value: str | None = None  # the action's argument
-    switches: dict[str, str | None] = field(default_factory=dict)
-    help: str | None = None  # None, "usage" or "config"
-    argv: tuple[str, ...] = ()
+    """The parsed command line. (Not a dataclass: the supervisor imports this module, and
+    dataclasses brings inspect and ast, a megabyte it never uses.)"""
+
+    def __init__(
+        self,
+        action: str | None = None,  # "i", "c", "u", "s" or None
+        value: str | None = None,  # the action's argument
+        switches: dict[str, str | None] | None = None,
+        help: str | None = None,  # None, "usage" or "config"
+        argv: tuple[str, ...] = (),
+    ) -> None:
+        self.action = action
+        self.value = value
+        self.switches: dict[str, str | None] = {} if switches is None else switches
+        self.help = help
+        self.argv = argv
+
+    def __repr__(self) -> str:
+        return f"Options({self.__dict__!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Options) and self.__dict__ == other.__dict__
 
     @property
     def debug(self) -> str | None:

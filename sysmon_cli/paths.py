@@ -15,14 +15,13 @@ SYSMON_PIN_DIR (read by the collector itself too).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # holds collector/, filterd/, shared/, bpf/
 
 
-@dataclass(frozen=True)
-class Paths:
+class Paths(NamedTuple):
     home: Path  # /opt/sysmon: config.xml, argc, argv
     run: Path  # /run/sysmon: collector socket, pid files, supervisor status
     state: Path  # /var/lib/sysmon: filterd's eventId counter

@@ -30,7 +30,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sysmon_cli.paths import Paths
@@ -91,25 +90,26 @@ class NotifySocket:
             self.path.unlink()
 
 
-@dataclass
 class Child:
-    """One supervised daemon and its restart bookkeeping."""
+    """One supervised daemon and its restart bookkeeping. (A plain class: dataclasses would
+    import inspect and ast, a megabyte of this small process.)"""
 
-    name: str
-    argv: list[str]
-    proc: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
-    starts: int = 0
-    restarts: int = 0
-    failures: int = 0  # consecutive short runs, drives the backoff
-    next_start: float = 0.0
-    last_exit: int | None = None
-    exits: list[int] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)  # added to the supervisor's environment
-    ready: bool = False  # said READY=1: the watchdog applies
-    last_ping: float = 0.0
-    watchdog_kills: int = 0
-    killed: bool = False  # by the watchdog, not yet reaped
+    def __init__(self, name: str, argv: list[str]) -> None:
+        self.name = name
+        self.argv = argv
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        self.starts = 0
+        self.restarts = 0
+        self.failures = 0  # consecutive short runs, drives the backoff
+        self.next_start = 0.0
+        self.last_exit: int | None = None
+        self.exits: list[int] = []
+        self.env: dict[str, str] = {}  # added to the supervisor's environment
+        self.ready = False  # said READY=1: the watchdog applies
+        self.last_ping = 0.0
+        self.watchdog_kills = 0
+        self.killed = False  # by the watchdog, not yet reaped
 
     @property
     def pid(self) -> int | None:
