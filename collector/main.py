@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import itertools
 import os
 import pwd
 import signal
@@ -37,7 +38,7 @@ from .procfs import snapshot_records
 from .programs import Programs
 from .publisher import CurveServer, Publisher, curve_server
 from .ringbuf import RingReader
-from .stream import DEFAULT_MAX_BYTES, Batch, Stream
+from .stream import DEFAULT_MAX_BYTES, Stream
 from .watchdog import Notifier
 
 DEFAULT_ENDPOINT = "ipc:///run/sysmon/collector.sock"
@@ -81,6 +82,8 @@ class Collector:
         self._pending_marks: list[int] = []
         self._snapshot_due = False
         self._resend_from: int | None = None
+        self._sent_seq = seq - 1  # the send cursor: the last batch handed to the sockets
+        self._sent_record = first
         self._saved = (seq, first)
         self.quiet_base = {os.getpid(), *quiet_pids}
         try:
@@ -103,12 +106,11 @@ class Collector:
         if not self.pub.read_subscriptions():
             return
         subs, news = self.pub.subs, self.pub.news
-        if news.rec:
+        if news.rec:  # a filterd (re)joined: from where its ack says (it subscribes that first)
             self._snapshot_due = True
             self.hasher.forget_sent()
-            self._resend(self.stream.acked)
-        for epoch, n in news.acks:
-            self._resend(n if epoch == self.pub.epoch else 0)
+            acked = subs.min_ack(self.pub.epoch)
+            self._resend(self.stream.acked if acked is None else acked)
         if len(self._pending_marks) < MAX_PENDING_MARKS:
             self._pending_marks.extend(news.marks[: MAX_PENDING_MARKS - len(self._pending_marks)])
         self._update_quiet()
@@ -133,21 +135,32 @@ class Collector:
     def subscribed(self) -> bool:
         return self.pub.subs.rec_subscribers > 0
 
-    def send(self, b: Batch) -> None:
-        if self.subscribed():
-            self.pub.send_batch(b.seq, b.first_record, b.count, b.blob)
-
     def add_unnumbered(self, recs: list[bytes]) -> None:
         """Records the collector makes itself: sent in order, never numbered (collector/stream.py)."""
         for i in range(0, len(recs), BATCH_MAX):
-            self.send(self.stream.add(b"".join(recs[i : i + BATCH_MAX]), 0))
+            self.stream.add(b"".join(recs[i : i + BATCH_MAX]), 0)
+
+    def flush(self) -> None:
+        """Send kept batches after the send cursor, in order, until the sockets' queues are full
+        (then the rest waits for the next tick: a slow filterd slows us, it does not lose data)."""
+        if not self.subscribed() or not self.stream.kept:
+            return
+        kept = self.stream.kept
+        if self._resend_from is not None:
+            again = self.stream.since(self._resend_from)
+            if again:
+                self.pub.stats["resent_batches"] += max(0, self._sent_seq - again[0].seq + 1)
+                self._sent_seq = min(self._sent_seq, again[0].seq - 1)
+            self._resend_from = None
+        start = max(0, self._sent_seq + 1 - kept[0].seq)
+        for b in itertools.islice(kept, start, None):
+            if not self.pub.send_batch(b.seq, b.first_record, b.count, b.blob):
+                self.pub.stats["send_blocked"] += 1
+                break
+            self._sent_seq = b.seq
+            self._sent_record = b.first_record + b.count
 
     def drain(self) -> None:
-        if self._resend_from is not None and self.subscribed():
-            for b in self.stream.since(self._resend_from):
-                self.pub.send_batch(b.seq, b.first_record, b.count, b.blob)
-                self.pub.stats["resent_batches"] += 1
-            self._resend_from = None
         if self._snapshot_due and self.subscribed():
             self._snapshot_due = False
             self.add_unnumbered(snapshot_records())
@@ -159,11 +172,12 @@ class Collector:
                 break
             if self.hasher.algos:
                 recs = self.hasher.records_for(recs)
-            self.send(self.stream.add(b"".join(recs), n, start))
+            self.stream.add(b"".join(recs), n, start)
         if self._pending_marks and self.subscribed():
             marks = [encode(records.MARKER, token=t) for t in self._pending_marks]
             self._pending_marks = []
             self.add_unnumbered(marks)
+        self.flush()
         self.release()
 
     def release(self) -> None:
@@ -172,7 +186,7 @@ class Collector:
         if not self.subscribed():
             self.stream.release_ring()  # filterd away: keep records here, the ring takes new ones
         elif acked is None:
-            self.stream.forget_all()  # subscribers that never acknowledge: fire and forget
+            self.stream.ack(self._sent_record)  # subscribers that never acknowledge: what went, went
         else:
             self.stream.ack(acked)
             if self.ring.used() > self.ring.size // 2:

@@ -9,11 +9,13 @@ counters, keeps the monitor's own processes quiet, and keeps the stream position
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from shared import records
@@ -161,11 +163,7 @@ class Programs:
         for h in wanted - self.attached:
             prog = bpfsys.obj_get(self.pins.prog(h.fn_name)) if self.pinned else self._progs[h.fn_name]
             try:
-                if h.raw:
-                    link = bpfsys.attach_raw_tracepoint(prog, h.tracepoint)
-                else:
-                    category, name = h.tracepoint.split(":")
-                    link = bpfsys.attach_tracepoint(prog, category, name)
+                link = self._attach(h, prog)
                 if not self.pinned:
                     self._links[h.fn_name] = link
                     continue
@@ -184,6 +182,23 @@ class Programs:
             else:
                 os.close(self._links.pop(h.fn_name))
         self.attached = wanted
+
+    @staticmethod
+    def _attach(h: Hook, prog: int) -> int:
+        """A new link for hook `h`. A link we just removed is released by the kernel a moment
+        later (deferred work): until then the same program cannot join that tracepoint again
+        (EEXIST), so wait for it, briefly."""
+        for _ in range(100):
+            try:
+                if h.raw:
+                    return bpfsys.attach_raw_tracepoint(prog, h.tracepoint)
+                category, name = h.tracepoint.split(":")
+                return bpfsys.attach_tracepoint(prog, category, name)
+            except bpfsys.BpfError as e:
+                if e.errno != errno.EEXIST:
+                    raise
+                time.sleep(0.01)
+        raise LoadError(f"cannot attach {h.tracepoint}: the previous link was not released within 1 s")
 
     def set_enabled(self, kinds: frozenset[int]) -> None:
         """Switch record kinds on: their hooks are attached and their `enabled` flag set. A kind

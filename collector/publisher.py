@@ -161,7 +161,7 @@ class Publisher:
         endpoints: list[str],
         origin: str,
         group: str = "sysmon",
-        hwm: int = 10000,
+        hwm: int = 256,  # batches per socket; a full queue makes the collector wait (nothing is dropped)
         curve: CurveServer | None = None,
     ) -> None:
         self.origin = origin
@@ -345,11 +345,14 @@ class Publisher:
                     self.stats[prefix + "records_dropped"] += count
         return sent
 
-    def send_batch(self, seq: int, first_record: int, count: int, blob: bytes) -> None:
+    def send_batch(self, seq: int, first_record: int, count: int, blob: bytes) -> bool:
+        """False when every socket's queue is full (XPUB_NODROP): the caller tries again later."""
         body = envelope.pack_batch(self.origin, seq, blob, self.kernel_drops, self.epoch, first_record)
-        if self._send(envelope.TOPIC_RECORDS, body, count):
-            self.stats["batches"] += 1
-            self.stats["records"] += count
+        if not self._send(envelope.TOPIC_RECORDS, body, count):
+            return False
+        self.stats["batches"] += 1
+        self.stats["records"] += count
+        return True
 
     def publish_host(self, context: dict) -> None:
         self._send(envelope.TOPIC_HOST, envelope.pack_host(self.origin, context))

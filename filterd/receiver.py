@@ -127,7 +127,7 @@ class Receiver:
         self,
         endpoints: Iterable[str | Endpoint],
         pipeline: Pipeline,
-        rcvhwm: int = 100000,
+        rcvhwm: int = 256,  # batches: the collector keeps what is unconfirmed
         curve: KeyPair | None = None,
         local_origin: str | None = None,
         clock: Callable[[], float] = time.monotonic,
