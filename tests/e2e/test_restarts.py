@@ -1,5 +1,6 @@
 """Nothing is lost across a restart: `kill -9` of filterd or of the collector in the middle of a
-burst of processes, then a restart; every marker process is logged exactly once.
+burst of processes, then a restart; every marker process is logged (once, but for the one batch
+a filterd killed between writing to syslog and saving its position writes again).
 
 Why it holds: the collector releases ring space only for records a filterd acknowledged
 (collector/stream.py), keeps batches while no filterd listens and resends them; the programs
@@ -75,8 +76,12 @@ def test_kill_filterd(mon: Monitor) -> None:
 
     burst(tag, kill)
     seen = wait_all(mon, tag)
-    assert len(seen) == N and max(seen.values()) == 1, seen.most_common(3)
-    assert not [ln for ln in mon.events() if "<EventID>255<" in ln]
+    assert len(seen) == N, sorted(set(map(str, range(N))) - set(seen))
+    # At least once: a kill between the syslog send and the position write repeats that one
+    # batch (storing the position first would lose it instead). Never more than one batch.
+    doubled = sorted(int(k) for k, v in seen.items() if v > 1)
+    assert max(seen.values()) <= 2 and (not doubled or doubled[-1] - doubled[0] < 64), doubled
+    assert not [ln for ln in mon.events() if "<EventID>255<" in ln and "lost" in ln.lower()]
 
 
 def test_kill_collector(mon: Monitor) -> None:
