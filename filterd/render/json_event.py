@@ -44,6 +44,8 @@ BOOLEAN_FIELDS = frozenset({"Initiated", "SourceIsIpv6", "DestinationIsIpv6", "I
 
 _quote: Callable[[str], str] = json.encoder.encode_basestring  # C: quotes, escapes " \ and < 0x20
 _DIGITS = frozenset("0123456789")
+_SPECIAL_TO_NUL = bytes(0 if b < 0x20 or b in b'"\\' else b for b in range(256))
+_NUL = b"\x00"
 
 
 def _number(text: str) -> str:
@@ -94,7 +96,12 @@ def _lit(text: str) -> str:
     return "".join(out)
 
 
-def _compile(header: SystemHeader, etype: EventType) -> Callable[[str, int, Sequence[str]], str]:
+Filler = Callable[[str, int, Sequence[str]], str]
+
+
+def _compile(header: SystemHeader, etype: EventType) -> tuple[Filler, Filler]:
+    """(fast, careful) fillers: the fast one puts string values between quotes as they are (for
+    values without `"`, `\\` or control characters), the careful one through the JSON encoder."""
     version, level, task, keywords = _descriptor(etype)
     head = (
         f'{{"System":{{"Provider":{{"Name":{_quote(PROVIDER_NAME)},"Guid":{_quote(PROVIDER_GUID)}}},'
@@ -108,27 +115,31 @@ def _compile(header: SystemHeader, etype: EventType) -> Callable[[str, int, Sequ
         f'"Security":{{"UserId":{_quote(str(header.user_id))}}}}},"EventData":{{'
     )
     names = [f"v{i}" for i in range(len(etype.fields))]
-    pieces = []
-    for v, field in zip(names, etype.fields, strict=True):
-        if field in INTEGER_FIELDS:
-            expr = f"n({v})"
-        elif field in BOOLEAN_FIELDS:
-            expr = f"b({v})"
-        else:
-            expr = f'q({v} or "-")'
-        pieces.append(_lit(_quote(field) + ":") + "{" + expr + "}")
-    body = _lit(",").join(pieces)
     unpack = f"    {', '.join(names)}, = values\n" if names else "    () = values\n"
-    text = _lit(head) + "{ts}" + _lit(mid) + "{rid}" + _lit(tail) + body + "}}}}"
-    src = f"def fill(ts, rid, values):\n{unpack}    return f'{text}'\n"
-    namespace: dict[str, object] = {"q": _quote, "n": _number, "b": _boolean}
-    exec(compile(src, f"<sysmon event {etype.id} json renderer>", "exec"), namespace)
-    fill = namespace["fill"]
-    _fillers(header)[etype.id] = fill  # type: ignore[assignment]
-    return fill  # type: ignore[return-value]
+    fillers = []
+    for careful in (False, True):
+        pieces = []
+        for v, field in zip(names, etype.fields, strict=True):
+            if field in INTEGER_FIELDS:
+                expr = "{n(" + v + ")}"
+            elif field in BOOLEAN_FIELDS:
+                expr = "{b(" + v + ")}"
+            elif careful:
+                expr = "{q(" + v + ' or "-")}'
+            else:
+                expr = '"{' + v + ' or "-"}"'
+            pieces.append(_lit(_quote(field) + ":") + expr)
+        text = _lit(head) + "{ts}" + _lit(mid) + "{rid}" + _lit(tail) + _lit(",").join(pieces) + "}}}}"
+        src = f"def fill(ts, rid, values):\n{unpack}    return f'{text}'\n"
+        namespace: dict[str, object] = {"q": _quote, "n": _number, "b": _boolean}
+        exec(compile(src, f"<sysmon event {etype.id} json renderer>", "exec"), namespace)
+        fillers.append(namespace["fill"])
+    pair = (fillers[0], fillers[1])
+    _fillers(header)[etype.id] = pair  # type: ignore[assignment]
+    return pair  # type: ignore[return-value]
 
 
-def _fillers(header: SystemHeader) -> dict[int, Callable[[str, int, Sequence[str]], str]]:
+def _fillers(header: SystemHeader) -> dict[int, tuple[Filler, Filler]]:
     """The header's compiled fillers, kept in its instance dict beside the XML ones (the
     frozen dataclass forbids setattr, not its __dict__; __getstate__ leaves them out)."""
     d = header.__dict__.get("_json_formats")
@@ -147,14 +158,18 @@ def render_json(
     The result may hold lone surrogates (raw non-UTF-8 bytes decoded with surrogateescape):
     `encode_line` turns it into valid UTF-8.
     """
-    fill = header.__dict__.get("_json_formats", {}).get(etype.id) or _compile(header, etype)
+    fast, careful = header.__dict__.get("_json_formats", {}).get(etype.id) or _compile(header, etype)
     try:
         joined = "".join(values)  # type: ignore[arg-type]
     except TypeError:  # None among the values
         values = [v or "" for v in values]
         joined = "".join(values)
-    if "\x00" in joined:
-        values = [xml_value(v) for v in values]
+    fill = fast
+    # one C-speed pass: anything JSON must escape (NUL included) maps to NUL
+    if _NUL in joined.encode("utf-8", "surrogatepass").translate(_SPECIAL_TO_NUL):
+        fill = careful
+        if "\x00" in joined:
+            values = [xml_value(v) for v in values]
     try:
         return fill(system_time(now_ns), record_id, values)
     except ValueError:

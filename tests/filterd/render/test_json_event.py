@@ -177,6 +177,9 @@ def test_control_characters_and_nul() -> None:
     values = ["-", "a\tb\nc\rd\x01e\x1f", "{g}", "7", "cut\x00here", "\x00"]
     obj = json.loads(render_json(BY_ID[5], values, HDR, 1, NOW))
     assert obj["EventData"]["UtcTime"] == "a\tb\nc\rd\x01e\x1f"
+    quoted = ["-", 'say "hi"', "C:\\dir\\", "7", "x", "y"]  # no control character: only these
+    assert json.loads(render_json(BY_ID[5], quoted, HDR, 1, NOW))["EventData"]["UtcTime"] == 'say "hi"'
+    assert json.loads(render_json(BY_ID[5], quoted, HDR, 1, NOW))["EventData"]["ProcessGuid"] == "C:\\dir\\"
     assert obj["EventData"]["Image"] == "cut" and obj["EventData"]["User"] == "-"
     xml = render_event(BY_ID[5], values, HDR, 1, NOW)
     assert "cut</Data>" in xml and '"User">-</Data>' in xml
