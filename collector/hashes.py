@@ -36,10 +36,10 @@ import struct
 import threading
 import time
 from collections import Counter, OrderedDict
-from typing import Any
 
 from shared import records
 from shared.decode import field_index, join_path
+from shared.digest import new_hash
 
 DEFAULT_MAX_SIZE = 256 << 20  # bytes; a larger image gets no hash (stats "too_big")
 DEFAULT_WAIT_S = 0.05  # longest records_for() waits for new hashes, per call
@@ -168,27 +168,6 @@ def _path_refused(dev: int) -> str:
     if not types:
         return "unknown_mount"
     return "untrusted_fs" if any(t.startswith(UNTRUSTED_FS) for t in types) else ""
-
-
-def new_hash(name: str) -> Any:
-    """Python's own MD5/SHA-1/SHA-256, not OpenSSL's: hashlib would map libcrypto (3.5 MB
-    resident) into the root process for a few hashes per new image."""
-    if name == "MD5":
-        import _md5
-
-        return _md5.md5()
-    if name == "SHA1":
-        import _sha1
-
-        return _sha1.sha1()
-    try:
-        import _sha256  # Python 3.11
-
-        return _sha256.sha256()
-    except ImportError:
-        import _sha2  # Python 3.12+
-
-        return _sha2.sha256()
 
 
 def _digest_fd(fd: int, algos: frozenset[str], limit: int) -> bytes | None:

@@ -25,10 +25,11 @@ import sys
 import time
 from pathlib import Path
 
+from shared.digest import new_hash
+
 from . import __version__
 from .btf import pack_offsets, resolve_offsets
 from .errors import CollectorError, LoadError
-from .hashes import new_hash
 from .pins import EPOCH, PINNED_MAPS, RING_BYTES, STAMP, PinDir, ensure_bpffs, remove_tree
 from .probes import HOOKS, PROBES
 

@@ -27,6 +27,7 @@ import zmq
 from shared import records
 from shared.curve import CurveError
 from shared.decode import encode
+from shared.transport import DEFAULT_ENDPOINT
 
 from . import __version__
 from .errors import CollectorError
@@ -41,7 +42,6 @@ from .ringbuf import RingReader
 from .stream import DEFAULT_MAX_BYTES, Stream
 from .watchdog import Notifier
 
-DEFAULT_ENDPOINT = "ipc:///run/sysmon/collector.sock"
 BATCH_MAX = 512
 BATCHES_PER_TICK = 256  # bounds one tick's work; the rest waits for the next tick
 MAX_PENDING_MARKS = 64

@@ -35,11 +35,10 @@ import zmq
 
 from shared import envelope
 from shared.curve import ZAP_DOMAIN, CurveError, KeyPair, directory_stamp, load_client_keys, load_secret
+from shared.transport import LOCAL_TRANSPORTS, QUEUE_BATCHES, REMOTE_TRANSPORTS, monitor_event
 
 from .subscriptions import News, SubscriptionTable
 
-LOCAL_TRANSPORTS = ("ipc://", "inproc://")
-REMOTE_TRANSPORTS = ("tcp://",)
 CLIENT_KEYS_RECHECK_S = 5.0
 MAX_INBOUND_BYTES = 1024  # peers only ever send subscriptions: a topic of a few bytes
 MAX_READ = 4096  # subscription messages read per socket per call: a flood cannot hold the loop
@@ -56,13 +55,6 @@ class CurveServer(NamedTuple):
 
     keys: KeyPair
     clients_dir: Path
-
-
-def _monitor_event(frames: list[bytes]) -> dict[str, int]:
-    """A socket-monitor message: event id (u16) and value (u32), native order (zmq_socket_monitor).
-    Not zmq.utils.monitor: importing it loads asyncio, a few MB this process does not need."""
-    event, value = struct.unpack("=HI", frames[0][:6])
-    return {"event": event, "value": value}
 
 
 def is_remote(endpoint: str) -> bool:
@@ -161,7 +153,7 @@ class Publisher:
         endpoints: list[str],
         origin: str,
         group: str = "sysmon",
-        hwm: int = 256,  # batches per socket; a full queue makes the collector wait (nothing is dropped)
+        hwm: int = QUEUE_BATCHES,  # a full queue makes the collector wait (nothing is dropped)
         curve: CurveServer | None = None,
     ) -> None:
         self.origin = origin
@@ -262,7 +254,7 @@ class Publisher:
         assert self.monitor is not None
         while True:
             try:
-                ev = _monitor_event(self.monitor.recv_multipart(zmq.NOBLOCK))
+                ev = monitor_event(self.monitor.recv_multipart(zmq.NOBLOCK))
             except zmq.Again:
                 return
             event = ev["event"]
@@ -288,7 +280,7 @@ class Publisher:
         if self.local_monitor is not None:
             while True:
                 try:
-                    ev = _monitor_event(self.local_monitor.recv_multipart(zmq.NOBLOCK))
+                    ev = monitor_event(self.local_monitor.recv_multipart(zmq.NOBLOCK))
                 except zmq.Again:
                     break
                 fd = ev["value"]

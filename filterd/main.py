@@ -36,8 +36,8 @@ from filterd.state.record_id import RecordIdCounter
 from filterd.state.streams import local_origin
 from shared.curve import CurveError
 from shared.records import kinds_for_events
+from shared.transport import DEFAULT_ENDPOINT
 
-DEFAULT_ENDPOINT = "ipc:///run/sysmon/collector.sock"
 DEFAULT_CONTROL = "/run/sysmon-filterd/control.sock"
 METRICS_SOCKET = "metrics.sock"  # beside the control socket unless --metrics-socket says otherwise
 

@@ -45,16 +45,15 @@ from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
 from shared import envelope
 from shared.curve import CurveError, KeyPair, load_public, load_secret
 from shared.errors import FrameError
+from shared.transport import LOCAL_TRANSPORTS, QUEUE_BATCHES, monitor_event
 
 from .pipeline import Pipeline
 from .state.streams import Stream
 
-LOCAL_TRANSPORTS = ("ipc://", "inproc://")
 MAX_MESSAGE_BYTES = 1 << 28  # above any batch the collector makes (see docs/remote.md)
 BURST = 1000  # messages handled per poll() before the caller gets control back
 ACK_EVERY_S, ACK_EVERY_BATCHES = 0.1, 64
@@ -127,7 +126,7 @@ class Receiver:
         self,
         endpoints: Iterable[str | Endpoint],
         pipeline: Pipeline,
-        rcvhwm: int = 256,  # batches: the collector keeps what is unconfirmed
+        rcvhwm: int = QUEUE_BATCHES,
         curve: KeyPair | None = None,
         local_origin: str | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -283,7 +282,7 @@ class Receiver:
     def _on_monitor(self, r: _Remote) -> None:
         while True:
             try:
-                ev = parse_monitor_message(r.monitor.recv_multipart(zmq.NOBLOCK))
+                ev = monitor_event(r.monitor.recv_multipart(zmq.NOBLOCK))
             except zmq.Again:
                 return
             event = ev["event"]

@@ -6,14 +6,14 @@ They bypass the rules, as upstream. Event 16's Configuration is the path as the 
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 from filterd import __version__
 from filterd.render.timefmt import utc_time
 from filterd.schema import SCHEMA_VERSION
+from shared.digest import new_hash
 
-_HASH_NAMES = {"SHA1": "sha1", "MD5": "md5", "SHA256": "sha256"}
+_HASH_NAMES = ("SHA1", "MD5", "SHA256")
 
 
 def service_state(state: str) -> tuple[str, ...]:
@@ -24,7 +24,7 @@ def data_hashes(data: bytes, algorithms: tuple[str, ...]) -> str:
     """`SHA1=..,MD5=..,SHA256=..` of the config bytes for the algorithms asked (IMPHASH gives
     nothing; none left means SHA256, as upstream's LinuxGetFileHash)."""
     algos = [a for a in algorithms if a in _HASH_NAMES] or ["SHA256"]
-    return ",".join(f"{a}={hashlib.new(_HASH_NAMES[a], data).hexdigest()}" for a in algos)
+    return ",".join(f"{a}={new_hash(a, data).hexdigest()}" for a in algos)
 
 
 def config_state(configuration: str, file_hash: str) -> tuple[str, ...]:

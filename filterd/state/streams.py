@@ -28,7 +28,6 @@ before the send would turn that into a silent loss instead.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import struct
 import zlib
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from shared import records
+from shared.digest import new_hash
 
 FILE_PREFIX = "stream-"
 MAX_FILES = 256  # origins persisted; more (a flood of hostile origins) are tracked in memory only
@@ -143,7 +143,7 @@ class StreamTable:
     def path(self, origin: str) -> Path:
         assert self.dir is not None
         return self.dir / (
-            FILE_PREFIX + hashlib.sha256(origin.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+            FILE_PREFIX + new_hash("SHA256", origin.encode("utf-8", "surrogateescape")).hexdigest()[:32]
         )
 
     def set_source(self, origin: str, source: str) -> None:
