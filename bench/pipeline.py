@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from bench.measure import cpu_seconds  # noqa: E402
 from bench.memory import LoaderWatch, Sampler, terminate_with_rusage  # noqa: E402
 from filterd.config.loader import default_config, load_config_bytes  # noqa: E402
+from filterd.rules import rule_set  # noqa: E402
 from tests.harness.daemons import Monitor  # noqa: E402
 from tests.harness.rsyslog import Rsyslog  # noqa: E402
 
@@ -289,7 +290,7 @@ def source_state() -> dict[str, Any]:
 
 def enabled_ids(config: str | None) -> frozenset[int]:
     cfg = load_config_bytes(Path(config).read_bytes(), config) if config else default_config()
-    return cfg.enabled_event_ids()
+    return rule_set(cfg).enabled
 
 
 def wait_drained(log: LogCounter, expected: int, timeout: float, quiet: float) -> float:

@@ -32,8 +32,8 @@ from lxml import etree  # noqa: E402
 
 from filterd import schema  # noqa: E402
 from filterd.config.loader import load_config  # noqa: E402
-from filterd.rules import engine  # noqa: E402
-from filterd.rules.engine import exact_evaluator  # noqa: E402
+from filterd.rules import compiler, rule_set  # noqa: E402
+from filterd.rules.exact import exact_evaluator  # noqa: E402
 
 DATA = ROOT / "tests" / "data"  # origins: tests/data/SOURCES.md
 CONFIGS = {
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         config = load_config(DATA / rel, reject_windows_options=False)
         for eid in EVENT_IDS:
-            config.matcher(eid)
+            rule_set(config).matcher(eid)
         load_ms = (time.perf_counter() - t0) * 1000
         row: dict = {
             "file": rel,
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = []
         for eid in EVENT_IDS:
             evs = events.get(eid, [])
-            m = config.matcher(eid)
+            m = rule_set(config).matcher(eid)
             exact = exact_evaluator(config, eid)
             decisions = [m.decide(v) for v in evs]
             if decisions != [exact.decide(v) for v in evs]:
@@ -155,12 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     got = results["configs"][cfg]["decisions_per_s"][str(eid)]
     # The same cell with the per-value memo off: every Image/User/... lookup is recomputed, as for a
     # stream where no value ever repeats (the cycled event set above repeats them every round).
-    engine.MEMOIZE = False
+    compiler.MEMOIZE = False
     try:
-        cold = load_config(DATA / CONFIGS[cfg], reject_windows_options=False).matcher(eid)
+        cold = rule_set(load_config(DATA / CONFIGS[cfg], reject_windows_options=False)).matcher(eid)
         cold_rate = round(measure(cold.decide, events[eid], args.seconds, args.rounds))
     finally:
-        engine.MEMOIZE = True
+        compiler.MEMOIZE = True
     results["target"] = {
         "config": cfg,
         "event_id": eid,

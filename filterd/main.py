@@ -28,6 +28,7 @@ from filterd.outputs import read_outputs
 from filterd.pipeline import Pipeline
 from filterd.privileges import drop_to, no_new_privs, user_ids
 from filterd.receiver import Receiver, resolve_endpoints
+from filterd.rules import rule_set
 from filterd.sandbox import Confinement, confine, selftest
 from filterd.sink.json_lines import STDOUT, JsonSink
 from filterd.sink.stdout import StdoutSink
@@ -196,7 +197,7 @@ class Daemon:
         self.reload_requested = False
 
     def subscribe(self) -> None:
-        events = self.config.enabled_event_ids()
+        events = rule_set(self.config).enabled
         hashes = self.config.hash_algorithms if 1 in events else ()
         self.receiver.set_wants(kinds_for_events(events), hashes)
 

@@ -47,6 +47,7 @@ from filterd.loss import (
 )
 from filterd.render.timefmt import utc_time
 from filterd.render.xml import SystemHeader, render_event
+from filterd.rules import rule_set
 from filterd.schema import BY_ID
 from filterd.sink import Sink
 from filterd.state.hosts import MAX_PARKED_BATCHES, MAX_PARKED_BYTES, HostState, Parked
@@ -134,12 +135,13 @@ class Pipeline:
 
     def set_config(self, config: Config) -> None:
         self.config = config
-        self.m_create = config.matcher(1)
-        self.m_terminate = config.matcher(5)
-        self.enabled = config.enabled_event_ids()
+        self.rules = rules = rule_set(config)
+        self.m_create = rules.matcher(1)
+        self.m_terminate = rules.matcher(5)
+        self.enabled = rules.enabled
         # kind -> (event id, builder, matcher), only for event types this config can log
         self.simple = {
-            kind: (eid, build, config.matcher(eid))
+            kind: (eid, build, rules.matcher(eid))
             for kind, (eid, build) in SIMPLE_EVENTS.items()
             if eid in self.enabled
         }
@@ -181,7 +183,7 @@ class Pipeline:
             self.rule_hits[rule_name] += 1
         values = (rule_name, *values[1:])
         if self.config.field_sizes:
-            values = self.config.trim(event_id, values)
+            values = self.rules.trim(event_id, values)
         self.write(event_id, values, header)
 
     def report_loss(self, what: str) -> None:

@@ -24,6 +24,7 @@ from filterd.config.errors import ConfigError
 from filterd.config.lint import lint_file
 from filterd.config.loader import load_config
 from filterd.config.model import Config
+from filterd.rules import rule_set
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
@@ -90,7 +91,7 @@ def decide_events(config: Config, lines: Iterable[str], out: TextIO, err: TextIO
             print(f"error: events line {lineno}: {detail}", file=err)
             status = 1
             continue
-        include, rule_name = config.matcher(event_id).decide(event_values(event, event_id))
+        include, rule_name = rule_set(config).matcher(event_id).decide(event_values(event, event_id))
         if as_json:
             out.write(
                 json.dumps({"line": lineno, "EventID": event_id, "include": include, "RuleName": rule_name})

@@ -1,24 +1,20 @@
 """Immutable in-memory form of a loaded Sysmon configuration.
 
-Owns the data model shared by the loader (which builds it), the rule engine (which compiles it into
-per-event-type matchers), `sysmon -c` style dumps and the linter. Everything is a frozen dataclass so
-a loaded config can be handed between threads and swapped atomically on reconfiguration; the only
-mutable part is a private cache of compiled matchers.
+Owns the data model shared by the loader (which builds it), the rule engine (filterd/rules/, which
+compiles it into per-event-type matchers and depends on this module, never the reverse), `sysmon -c`
+style dumps and the linter. Everything is a frozen dataclass, plain data, so a loaded config can be
+handed between threads and swapped atomically on reconfiguration.
 
 Rules are kept in upstream's "rule blob" order: event tags in manifest order, then document order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from filterd import schema
-
-if TYPE_CHECKING:
-    from filterd.rules.engine import Matcher
 
 AND = "and"
 OR = "or"
@@ -108,7 +104,6 @@ class Config:
     dns_lookup: str | None = None  # DnsLookup text; accepted, no effect on Linux
     options: Mapping[str, str] = field(default_factory=_empty_sizes)  # every accepted option's raw text
     notes: tuple[Note, ...] = ()  # located diagnostics (warnings and silently ignored content)
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def rules_for(self, event_id: int) -> tuple[EventRule, ...]:
         """Event elements that apply to `event_id` (all elements of its tag), blob order."""
@@ -116,57 +111,3 @@ class Config:
         if tag is None:
             return ()
         return tuple(r for r in self.rules if r.tag == tag)
-
-    def matcher(self, event_id: int) -> Matcher:
-        """The compiled matcher for one event id; compiled once and cached."""
-        key = ("matcher", event_id)
-        m = self._cache.get(key)
-        if m is None:
-            from filterd.rules.engine import compile_matcher
-
-            m = compile_matcher(self, event_id)
-            self._cache[key] = m
-        return m
-
-    def enabled_event_ids(self) -> frozenset[int]:
-        """Ids that can produce output under this config (never 4, 16 or 255).
-
-        An id with no rules follows the manifest default (only 1 and 5 log by default); an id with
-        rules is enabled unless its rules can never include anything (e.g. a lone empty
-        `onmatch="include"` element). Windows-only ids are reported too when rules enable them;
-        nothing on Linux produces them.
-        """
-        ids = self._cache.get("enabled")
-        if ids is None:
-            ids = frozenset(
-                e.id
-                for e in schema.EVENT_TYPES
-                if e.rule_tag is not None and self.matcher(e.id).constant != (False, "-")
-            )
-            self._cache["enabled"] = ids
-        return ids
-
-    def trim(self, event_id: int, values: Sequence[str]) -> tuple[str, ...]:
-        """Apply FieldSizes to rendered values (schema order), after matching (TrimStringToNChars)."""
-        plan = self._cache.get(("trim", event_id))
-        if plan is None:
-            fields = schema.BY_ID[event_id].fields
-            plan = tuple((i, self.field_sizes[f]) for i, f in enumerate(fields) if f in self.field_sizes)
-            self._cache[("trim", event_id)] = plan
-        if not plan:
-            return values if isinstance(values, tuple) else tuple(values)
-        out = list(values)
-        for i, n in plan:
-            out[i] = trim_string(out[i], n)
-        return tuple(out)
-
-
-def trim_string(s: str, n: int) -> str:
-    """Upstream TrimStringToNChars: longer than n -> "" (n == 0), "-" (n < 3), else n-3 chars + "..."."""
-    if len(s) <= n:
-        return s
-    if n <= 0:
-        return ""
-    if n < 3:
-        return "-"
-    return s[: n - 3] + "..."

@@ -1,5 +1,12 @@
-"""Sysmon rule matching: the condition table (conditions.py) and the compiled engine (engine.py)."""
+"""Sysmon rule matching, compiled from a Config (which never imports this package).
 
-from filterd.rules.engine import Matcher, compile_matcher
+conditions.py: the condition table; terms.py: one filter compiled for one event type; orset.py:
+indexed OR sets as generated code; compiler.py: an event type's terms and sets; exact.py: upstream's
+algorithm literally (the specification); matcher.py: the fast matcher; ruleset.py: all of a config's
+matchers, the event types it logs, FieldSizes.
+"""
 
-__all__ = ["Matcher", "compile_matcher"]
+from filterd.rules.matcher import Matcher
+from filterd.rules.ruleset import RuleSet, rule_set
+
+__all__ = ["Matcher", "RuleSet", "rule_set"]

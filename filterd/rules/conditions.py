@@ -2,7 +2,7 @@
 
 Owns what a single `<Field condition="...">value</Field>` means (upstream
 `rules.c MatchFilterOnSpecificRule`). Everything else (groups, include/exclude, RuleName) is in
-engine.py. Conventions, exactly as upstream:
+exact.py and matcher.py. Conventions, exactly as upstream:
 
 * comparisons are case-insensitive for ASCII letters only: the rule value is folded once at compile
   time, the field value once per event (`fold`), and predicates compare folded strings;

@@ -25,9 +25,16 @@ from filterd.config.loader import (
     load_config_bytes,
     parse_schema_version,
 )
-from filterd.config.model import AND, EXCLUDE, INCLUDE, OR, Filter, RuleAggregate, trim_string
+from filterd.config.model import AND, EXCLUDE, INCLUDE, OR, Filter, RuleAggregate
+from filterd.rules import rule_set
+from tests.filterd.rules.rules_reference import probe_events, reference_decide
 
 CONFIGS = Path(__file__).resolve().parents[2] / "data" / "configs"  # tests/data/SOURCES.md
+# Configs whose include rules no probe event (rules_reference.probe_events) can change:
+PROBES_CHANGE_NOTHING = {
+    "sysmoncommon-unittests/emptyfields.xml",  # `contains ""`: every event is included already
+    "sysmoncommon-unittests/include_mimikatz_inmem.xml",  # AND of six `is` on one field: never true
+}
 
 # Where upstream SysmonForLinux rejects a real config: (line, error class, text in the message).
 REJECTED = {
@@ -106,8 +113,16 @@ def test_real_config(rel: str) -> None:
     cfg = load_config(path)
     assert cfg.source == str(path)
     assert cfg.warnings == WARNED.get(rel, ())
-    for e in schema.EVENT_TYPES:  # every matcher compiles and decides a neutral event
-        cfg.matcher(e.id).decide(("-",) * len(e.fields))
+    rules = rule_set(cfg)
+    fired = 0
+    for e in schema.EVENT_TYPES:  # every matcher compiles and decides as the reference does
+        m = rules.matcher(e.id)
+        for values in probe_events(cfg, e.id):
+            got = m.decide(values)
+            assert got == reference_decide(cfg, e.id, values), (e.id, values)
+            fired += got != m.decide(("-",) * len(e.fields))
+    if any(r.onmatch == INCLUDE and r.items for r in cfg.rules) and rel not in PROBES_CHANGE_NOTHING:
+        assert fired, "no probe event changed any decision: the probes test nothing"
 
 
 def test_malformed_mstic_messages_name_file_and_line() -> None:
@@ -128,7 +143,7 @@ def test_incorrect_field_drops_the_element_but_accepts() -> None:
         CONFIGS / "linux/mstic-index-only/_events/3_NetworkConnect/T1046_NetworkServicesScanning.xml"
     )
     assert cfg.rules == ()  # the NetworkConnect element is dropped
-    assert 3 not in cfg.enabled_event_ids()
+    assert 3 not in rule_set(cfg).enabled
     assert describe_load(cfg) == [
         "Loading configuration file with schema version 4.81",
         "Sysmon schema version: 4.90",
@@ -147,20 +162,20 @@ def test_korean_blog_config() -> None:
     ]
     assert any(f.value == "<unknown process>" for f in pc[0].filters())
     assert all(f.name == "ProcessCreate_Security" for r in pc for f in r.filters())
-    assert cfg.enabled_event_ids() == frozenset({1, 3, 5})
+    assert rule_set(cfg).enabled == frozenset({1, 3, 5})
 
 
 def test_only_proc_create_perftest_config() -> None:
     cfg = load_config(CONFIGS / "linux/sysmonforlinux/onlyProcCreate.xml")
     assert cfg.schema_version == "4.22"
     assert cfg.hash_algorithms == ("MD5", "SHA256", "IMPHASH")
-    assert cfg.enabled_event_ids() == frozenset({1})  # empty include ProcessTerminate logs nothing
-    assert cfg.matcher(1).constant == (True, "-")
+    assert rule_set(cfg).enabled == frozenset({1})  # empty include ProcessTerminate logs nothing
+    assert rule_set(cfg).matcher(1).constant == (True, "-")
 
 
 def test_collect_all_enables_every_linux_type() -> None:
     cfg = load_config(CONFIGS / "linux/mstic/collect-all.xml")
-    assert cfg.enabled_event_ids() == frozenset({1, 3, 5, 9, 10, 11, 23})
+    assert rule_set(cfg).enabled == frozenset({1, 3, 5, 9, 10, 11, 23})
 
 
 # --- encodings ----------------------------------------------------------------------------------
@@ -600,70 +615,20 @@ def test_longnames_unit_test_config() -> None:
     assert sorted(len(n) for n in names) == [255, 255, 255]
 
 
-# --- defaults, trimming, enabled ids ---------------------------------------------------------------
+# --- defaults ---------------------------------------------------------------
 
 
 def test_default_config() -> None:
     cfg = default_config()
     assert cfg.source == "Defaults"
     assert cfg.schema_version == "4.90"
-    assert cfg.enabled_event_ids() == frozenset({1, 5})
+    assert rule_set(cfg).enabled == frozenset({1, 5})
     for e in schema.EVENT_TYPES:
         expected = (True, "-") if e.id in (1, 4, 5, 16, 255) else (False, "-")
-        assert cfg.matcher(e.id).decide(("x",) * len(e.fields)) == expected
+        assert rule_set(cfg).matcher(e.id).decide(("x",) * len(e.fields)) == expected
 
 
 def test_no_event_filtering_uses_manifest_defaults() -> None:
     cfg = load('<Sysmon schemaversion="4.90"/>')
-    assert cfg.enabled_event_ids() == frozenset({1, 5})
-    assert cfg.matcher(3).constant == (False, "-")
-
-
-@pytest.mark.parametrize(
-    "s,n,out",
-    [
-        ("ABCDEFGHIJKLMN", 5, "AB..."),
-        ("ABCDEFGHIJKLMN", 2, "-"),
-        ("ABCDEFGHIJKLMN", 0, ""),
-        ("ABC", 3, "ABC"),
-        ("ABCD", 3, "..."),
-        ("ABC", 100, "ABC"),
-    ],
-)
-def test_trim_string(s: str, n: int, out: str) -> None:
-    assert trim_string(s, n) == out
-
-
-def test_config_trim_applies_to_every_event_with_that_field() -> None:
-    cfg = load(wrap("", top="<FieldSizes>Image:6,CommandLine:4,RuleName:3</FieldSizes>"))
-    v1 = tuple(f"{f}-value" for f in schema.BY_ID[1].fields)
-    t1 = cfg.trim(1, v1)
-    fields = schema.BY_ID[1].fields
-    assert t1[fields.index("Image")] == "Ima..."
-    assert t1[fields.index("CommandLine")] == "C..."
-    assert t1[fields.index("RuleName")] == "..."
-    assert t1[fields.index("User")] == "User-value"
-    v5 = tuple(f"{f}-value" for f in schema.BY_ID[5].fields)
-    assert cfg.trim(5, v5)[schema.BY_ID[5].fields.index("Image")] == "Ima..."
-    assert cfg.trim(16, ("a", "b", "c")) == ("a", "b", "c")
-    assert load(wrap("")).trim(1, list(v1)) == v1
-
-
-@pytest.mark.parametrize(
-    "body,enabled",
-    [
-        ('<ProcessCreate onmatch="include"/>', {5}),
-        ('<ProcessCreate onmatch="exclude"/>', {1, 5}),
-        ('<ProcessCreate onmatch="exclude"/><ProcessCreate onmatch="exclude"/>', {5}),
-        ('<ProcessTerminate onmatch="include"><Image>x</Image></ProcessTerminate>', {1, 5}),
-        ('<NetworkConnect onmatch="include"/>', {1, 5}),
-        ('<NetworkConnect onmatch="exclude"/>', {1, 3, 5}),
-        ('<NetworkConnect onmatch="include"><Image>x</Image></NetworkConnect>', {1, 3, 5}),
-        ('<ImageLoad onmatch="exclude"/>', {1, 5, 7}),
-        ('<RegistryEvent onmatch="exclude"/>', {1, 5, 12, 13, 14}),
-    ],
-)
-def test_enabled_event_ids(body: str, enabled: set[int]) -> None:
-    ids = load(wrap(body)).enabled_event_ids()
-    assert ids == frozenset(enabled)
-    assert not ids & {4, 16, 255}
+    assert rule_set(cfg).enabled == frozenset({1, 5})
+    assert rule_set(cfg).matcher(3).constant == (False, "-")

@@ -1,7 +1,7 @@
 """A literal, slow reference of upstream's matching (upstream rules.c, as pseudo-code) for the rule tests.
 
-Written independently of filterd.rules.engine on purpose: the engine's compiled matcher and its own
-exact evaluator are both checked against this.
+Written independently of filterd.rules on purpose: the compiled matcher and the exact evaluator
+are both checked against this.
 """
 
 from __future__ import annotations
@@ -85,3 +85,36 @@ def reference_decide(config: Config, event_id: int, values: Sequence[str]) -> tu
     if len(groups) == 1:
         return groups[0].onmatch == EXCLUDE, "-"
     return False, "-"
+
+
+def probe_events(config: Config, event_id: int, limit: int = 24) -> list[tuple[str, ...]]:
+    """Events that make the config's own rules fire, built from the config's data only (not by
+    the engine): a neutral event; per filter (at most `limit`, spread over the config) an event
+    whose field holds that filter's value; per `<Rule>` and per AND element, an event holding all
+    its filters' values (values of one field joined by a space)."""
+    et = schema.BY_ID[event_id]
+    neutral = ("-",) * len(et.fields)
+    if et.rule_tag is None:
+        return [neutral]
+
+    def probe_value(f: Filter) -> str:
+        parts = f.value.split(";")
+        # `contains all`: every part in one value; `is any`/`contains any`: the first alternative
+        return " ".join(parts) if f.condition.endswith(" all") else parts[0]
+
+    def event(filters: Sequence[Filter]) -> tuple[str, ...]:
+        fields: dict[str, list[str]] = {}
+        for f in filters:
+            if f.field in et.fields and f.field != "RuleName":
+                fields.setdefault(f.field, []).append(probe_value(f))
+        return values_for(event_id, {k: " ".join(v) for k, v in fields.items()})
+
+    groups = [r for r in config.rules if r.tag == et.rule_tag]
+    filters = [f for g in groups for f in g.filters()]
+    sets: list[Sequence[Filter]] = [[f] for f in filters]
+    sets += [item.filters for g in groups for item in g.items if not isinstance(item, Filter)]
+    sets += [g.filters() for g in groups if g.relation == AND]
+    if len(sets) > limit:
+        step = len(sets) / limit
+        sets = [sets[int(i * step)] for i in range(limit)]
+    return [neutral, *(event(fs) for fs in sets)]

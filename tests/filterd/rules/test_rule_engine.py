@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from filterd import schema
 from filterd.config.loader import load_config_bytes
+from filterd.rules import rule_set
 from filterd.rules.conditions import CONDITION_NAMES
-from filterd.rules.engine import exact_evaluator
+from filterd.rules.exact import exact_evaluator
 from tests.filterd.rules.rules_reference import reference_decide, values_for
 
 PC_FIELDS = ("Image", "CommandLine", "User", "ParentImage")
@@ -84,7 +85,7 @@ def events(event_id: int, fields: tuple[str, ...]) -> st.SearchStrategy[list[dic
 
 def assert_same(xml: str, event_id: int, evs: list[dict[str, str]]) -> None:
     config = load_config_bytes(xml.encode(), "random.xml")
-    m = config.matcher(event_id)
+    m = rule_set(config).matcher(event_id)
     exact = exact_evaluator(config, event_id)
     for fields in evs:
         values = values_for(event_id, {k: (v or "-") for k, v in fields.items()})
@@ -127,32 +128,35 @@ def load(body: str):
 @pytest.mark.parametrize("eid", [4, 16, 255])
 def test_unfiltered_events_always_logged(eid: int) -> None:
     cfg = load('<ProcessCreate onmatch="include"/>')
-    assert cfg.matcher(eid).constant == (True, "-")
-    assert cfg.matcher(eid).decide(("x",) * len(schema.BY_ID[eid].fields)) == (True, "-")
+    assert rule_set(cfg).matcher(eid).constant == (True, "-")
+    assert rule_set(cfg).matcher(eid).decide(("x",) * len(schema.BY_ID[eid].fields)) == (True, "-")
 
 
 def test_unknown_event_id() -> None:
     with pytest.raises(KeyError):
-        load("").matcher(99)
+        rule_set(load("")).matcher(99)
 
 
 def test_matchers_are_cached() -> None:
     cfg = load('<ProcessCreate onmatch="include"><Image>x</Image></ProcessCreate>')
-    assert cfg.matcher(1) is cfg.matcher(1)
+    assert rule_set(cfg).matcher(1) is rule_set(cfg).matcher(1)
 
 
 def test_constant_matchers() -> None:
-    assert load("").matcher(1).constant == (True, "-")
-    assert load("").matcher(3).constant == (False, "-")
-    assert load('<ProcessCreate onmatch="include"/>').matcher(1).constant == (False, "-")
-    assert load('<ProcessCreate onmatch="exclude"/>').matcher(1).constant == (True, "-")
+    assert rule_set(load("")).matcher(1).constant == (True, "-")
+    assert rule_set(load("")).matcher(3).constant == (False, "-")
+    assert rule_set(load('<ProcessCreate onmatch="include"/>')).matcher(1).constant == (False, "-")
+    assert rule_set(load('<ProcessCreate onmatch="exclude"/>')).matcher(1).constant == (True, "-")
     assert (
-        load('<ProcessCreate onmatch="include"><Image>x</Image></ProcessCreate>').matcher(1).constant is None
+        rule_set(load('<ProcessCreate onmatch="include"><Image>x</Image></ProcessCreate>'))
+        .matcher(1)
+        .constant
+        is None
     )
     # a filter on a field the sub-event lacks can never match: constant for that id only
     reg = load('<RegistryEvent onmatch="include"><Details>x</Details></RegistryEvent>')
-    assert reg.matcher(12).constant == (False, "-")
-    assert reg.matcher(13).constant is None
+    assert rule_set(reg).matcher(12).constant == (False, "-")
+    assert rule_set(reg).matcher(13).constant is None
 
 
 def test_rulename_slot_is_ignored_and_rulename_filters_never_match() -> None:
@@ -163,10 +167,10 @@ def test_rulename_slot_is_ignored_and_rulename_filters_never_match() -> None:
         ).replace("</ProcessCreate>", "</ProcessCreate></RuleGroup>")
     )
     v = list(values_for(1, {"Image": "/bin/ls"}))
-    assert cfg.matcher(1).decide(v) == (True, "img")
+    assert rule_set(cfg).matcher(1).decide(v) == (True, "img")
     v[0] = "something"
-    assert cfg.matcher(1).decide(v) == (True, "img")
-    assert cfg.matcher(1).decide(values_for(1, {"Image": "/bin/cat"})) == (False, "-")
+    assert rule_set(cfg).matcher(1).decide(v) == (True, "img")
+    assert rule_set(cfg).matcher(1).decide(values_for(1, {"Image": "/bin/cat"})) == (False, "-")
 
 
 def test_memo_is_bounded_and_case_exact() -> None:
@@ -174,7 +178,7 @@ def test_memo_is_bounded_and_case_exact() -> None:
         '<RuleGroup groupRelation="or"><ProcessCreate onmatch="include">'
         '<Image condition="end with">/LS</Image><User name="u">root</User></ProcessCreate></RuleGroup>'
     )
-    m = cfg.matcher(1)
+    m = rule_set(cfg).matcher(1)
     for i in range(10000):  # more distinct values than the memo keeps
         assert m.decide(values_for(1, {"Image": f"/x/{i}"})) == (False, "-")
     assert m.decide(values_for(1, {"Image": "/usr/bin/ls"})) == (True, "-")
@@ -188,7 +192,7 @@ def test_non_ascii_and_nul_values() -> None:
         '<CommandLine condition="contains">ÉTÉ</CommandLine><Image condition="contains">a</Image>'
         "</ProcessCreate></RuleGroup>"
     )
-    m = cfg.matcher(1)
+    m = rule_set(cfg).matcher(1)
     assert m.decide(values_for(1, {"CommandLine": "x ÉtÉ y"})) == (True, "-")
     assert m.decide(values_for(1, {"CommandLine": "x été y"})) == (False, "-")  # only ASCII folds
     assert m.decide(values_for(1, {"CommandLine": "a\x00b", "Image": "/A"})) == (True, "-")

@@ -13,7 +13,8 @@ import pytest
 
 from filterd.config.loader import load_config, load_config_bytes
 from filterd.config.model import Config
-from filterd.rules.engine import exact_evaluator
+from filterd.rules import rule_set
+from filterd.rules.exact import exact_evaluator
 from tests.filterd.rules.rules_reference import reference_decide, values_for
 
 UNITTESTS = Path(__file__).resolve().parents[2] / "data" / "configs" / "sysmoncommon-unittests"
@@ -35,7 +36,7 @@ def pc(onmatch: str, inner: str) -> str:
 
 def check(config: Config, event_id: int, fields: dict[str, str], expected: tuple[bool, str]) -> None:
     values = values_for(event_id, fields)
-    got = config.matcher(event_id).decide(values)
+    got = rule_set(config).matcher(event_id).decide(values)
     assert got == expected, f"compiled matcher: {got} != {expected}"
     assert exact_evaluator(config, event_id).decide(values) == expected, "engine literal evaluator"
     assert reference_decide(config, event_id, values) == expected, "test reference"
@@ -748,5 +749,5 @@ def test_check_long_sub_rules_on_omega_configuration(unittests: Path) -> None:
     for fields in events:
         values = values_for(1, fields)
         expected = reference_decide(config, 1, values)
-        assert config.matcher(1).decide(values) == expected
+        assert rule_set(config).matcher(1).decide(values) == expected
         assert exact_evaluator(config, 1).decide(values) == expected
