@@ -8,7 +8,9 @@ socket is that user's, still 0660.
 Protocol: one JSON request line per connection, {"cmd": "status"|"stats"|"reload"|"reopen"|"tail"}, and
 one JSON reply line {"ok": true, ...} or {"ok": false, "error": "..."}. `tail` instead answers with
 a stream of JSON lines, {"xml": "<Event>..."} per written event and {"dropped": n} when the client
-fell behind, until the client hangs up.
+fell behind, until the client hangs up. `record` answers with the raw frames filterd receives,
+in the binary layout of filterd/recording.py, until the client sends "stop" (or hangs up); a
+"state" line from it asks for the context a new file of the recording starts with.
 
 No threads: the main loop calls poll() between ZeroMQ polls, so requests (a reload above all) run
 where the pipeline lives and never race it. All sockets are non-blocking; a slow or stuck client
@@ -27,7 +29,10 @@ import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from filterd.recording import RecordHub
 
 MAX_CLIENTS = 16
 MAX_REQUEST = 4096
@@ -39,7 +44,7 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class _Client:
-    __slots__ = ("sock", "rbuf", "wbuf", "deadline", "tail", "dropped", "reported", "done")
+    __slots__ = ("sock", "rbuf", "wbuf", "deadline", "tail", "record", "dropped", "reported", "done")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -47,7 +52,8 @@ class _Client:
         self.wbuf = bytearray()
         self.deadline = time.monotonic() + REQUEST_TIMEOUT_S
         self.tail = False
-        self.dropped = 0  # events this tail client missed
+        self.record = False  # a `record` client (filterd/recording.py)
+        self.dropped = 0  # events this tail client missed (frames, for a record client)
         self.reported = 0  # of which it has been told
         self.done = False  # close once wbuf is sent
 
@@ -94,6 +100,7 @@ class ControlServer:
         gid: int,
         handlers: dict[str, Handler],
         on_tail: Callable[[bool], None],
+        recorder: RecordHub | None = None,
     ) -> None:
         """Bind `path` (replacing a stale socket). `on_tail(True)` is called when the first tail
         client arrives and `on_tail(False)` when the last one leaves: the daemon then adds or
@@ -116,6 +123,7 @@ class ControlServer:
         self.handlers = handlers
         self.on_tail = on_tail
         self.hub = TailHub()
+        self.recorder = recorder
         self.clients: dict[int, _Client] = {}
         self.refused = 0
 
@@ -137,6 +145,9 @@ class ControlServer:
         for c in list(self.clients.values()):
             if c.tail:
                 report_drops(c)
+            elif c.record:
+                if self.recorder is not None:
+                    self.recorder.catch_up(c)
             elif not c.done and now > c.deadline:
                 self._drop(c)
                 continue
@@ -173,6 +184,9 @@ class ControlServer:
         if not data:  # hung up
             self._drop(c)
             return
+        if c.record and not c.done:
+            self._record_lines(c, data)
+            return
         if c.tail or c.done:
             return  # nothing more is expected from this client
         c.rbuf += data
@@ -180,7 +194,21 @@ class ControlServer:
             if len(c.rbuf) >= MAX_REQUEST:
                 self._reply(c, {"ok": False, "error": "request too long"})
             return
-        self._handle(c, bytes(c.rbuf.split(b"\n", 1)[0]))
+        line, rest = bytes(c.rbuf).split(b"\n", 1)
+        self._handle(c, line)
+        if c.record:
+            c.rbuf.clear()
+            self._record_lines(c, rest)
+
+    def _record_lines(self, c: _Client, data: bytes) -> None:
+        """A record client's lines ("state", "stop"); anything else is ignored, bounded."""
+        c.rbuf += data
+        while b"\n" in c.rbuf and not c.done and self.recorder is not None:
+            line, rest = bytes(c.rbuf).split(b"\n", 1)
+            c.rbuf[:] = rest
+            self.recorder.request(c, line.strip())
+        if len(c.rbuf) >= MAX_REQUEST or c.done:
+            c.rbuf.clear()
 
     def _handle(self, c: _Client, line: bytes) -> None:
         try:
@@ -194,6 +222,11 @@ class ControlServer:
             if not self.hub.clients:
                 self.on_tail(True)
             self.hub.clients.append(c)
+            return
+        if cmd == "record" and self.recorder is not None:
+            refused = self.recorder.start(c, req)
+            if refused is not None:
+                self._reply(c, refused)
             return
         handler = self.handlers.get(cmd) if isinstance(cmd, str) else None
         if handler is None:
@@ -232,6 +265,8 @@ class ControlServer:
             self.hub.clients.remove(c)
             if not self.hub.clients:
                 self.on_tail(False)
+        if c.record and self.recorder is not None:
+            self.recorder.remove(c)
 
     def close(self) -> None:
         for c in list(self.clients.values()):

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from filterd.outputs import read_outputs
 from filterd.pipeline import Pipeline
 from filterd.privileges import drop_to, no_new_privs, user_ids
 from filterd.receiver import Receiver, resolve_endpoints
+from filterd.recording import RecordHub, state_entries
 from filterd.rules import rule_set
 from filterd.sandbox import Confinement, confine, selftest
 from filterd.sink.json_lines import STDOUT, JsonSink
@@ -166,8 +168,11 @@ class Daemon:
             args.endpoint or [DEFAULT_ENDPOINT], args.curve_secret, args.curve_server_key
         )
         self.control = None
+        self.recorder = RecordHub(self.record_head, self.record_state, self.record_changed)
         if args.control_socket:  # made while root: root:sysmon 0660
-            self.control = ControlServer(args.control_socket, gid, self.control_handlers(), self.tail_on)
+            self.control = ControlServer(
+                args.control_socket, gid, self.control_handlers(), self.tail_on, self.recorder
+            )
         # made while root too; TCP is bound and listening before the sandbox closes TCP bind
         self.metrics = MetricsServer.open(metrics_socket(args), args.metrics_listen, gid, self.metrics_text)
         if os.geteuid() == 0:
@@ -197,9 +202,11 @@ class Daemon:
         self.reload_requested = False
 
     def subscribe(self) -> None:
-        events = rule_set(self.config).enabled
+        events = rule_set(self.config).enabled | self.recorder.extra_events()  # `record --events`
         hashes = self.config.hash_algorithms if 1 in events else ()
-        self.receiver.set_wants(kinds_for_events(events), hashes)
+        kinds = kinds_for_events(events)
+        self.receiver.set_wants(kinds, hashes)
+        self.recorder.wants(kinds, hashes)
 
     def reload(self) -> dict[str, Any]:
         try:
@@ -237,6 +244,18 @@ class Daemon:
             return {"ok": False, "error": f"cannot reopen {sink.path}: {e.strerror}"}
         return {"ok": True, "reopened": [sink.path]}
 
+    # -- `sysmonctl record` (filterd/recording.py) ---------------------------------------------
+    def record_head(self) -> dict[str, Any]:
+        return {"filterd": __version__, "hostname": socket.gethostname(), "config": self.config_event[1],
+                "config_hash": self.config_event[2], "started_ns": time.time_ns()}  # fmt: skip
+
+    def record_state(self) -> list[bytes]:
+        return state_entries(self.pipeline, self.receiver.last_host)[0]
+
+    def record_changed(self) -> None:
+        self.receiver.tap = self.recorder.tap if self.recorder.active else None
+        self.subscribe()
+
     def tail_on(self, on: bool) -> None:
         hub = self.control.hub if self.control else None
         others = [s for s in self.pipeline.sinks if s is not hub]
@@ -269,6 +288,7 @@ class Daemon:
             "sinks": {type(s).__name__: {"sent": getattr(s, "sent", 0), "dropped": getattr(s, "dropped", 0)}
                       for s in self.pipeline.sinks if s is not hub},
             "tail": {"clients": len(hub.clients), "sent": hub.sent, "dropped": hub.dropped} if hub else {},
+            "record": self.recorder.describe(),
             "collectors": {o: {"hostname": h.hostname, **h.counters} for o, h in self.pipeline.hosts.items()},
         }  # fmt: skip
 

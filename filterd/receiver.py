@@ -122,6 +122,8 @@ class _Ack:
 
 
 class Receiver:
+    tap: Callable[[bytes, bytes], None] | None = None  # `sysmonctl record`: every frame as it arrives
+
     def __init__(
         self,
         endpoints: Iterable[str | Endpoint],
@@ -151,6 +153,7 @@ class Receiver:
         self.poller = zmq.Poller()
         self.clock = clock
         self.acks: dict[zmq.Socket, _Ack] = {}
+        self.last_host: dict[str, bytes] = {}  # of each origin the pipeline took: a recording starts with it
         local = [e.address for e in eps if e.server_key is None]
         if local:
             source = ",".join(local)
@@ -222,6 +225,8 @@ class Receiver:
             self._frame_error("MalformedFrame")
             return
         topic, body = frames
+        if self.tap is not None:
+            self.tap(topic, body)
         try:
             if topic == envelope.TOPIC_RECORDS:
                 b = envelope.unpack_batch(body)
@@ -231,6 +236,8 @@ class Receiver:
             elif topic == envelope.TOPIC_HOST:
                 m = envelope.unpack_host(body)
                 self.pipeline.on_host(m.origin, m.context)
+                if m.origin in self.pipeline.hosts:
+                    self.last_host[m.origin] = body
             else:
                 self._frame_error("unknown_topic")
         except FrameError as e:

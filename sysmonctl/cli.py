@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import control_cli, keys, rules_cli
+from . import control_cli, keys, record, replay, rules_cli
 from . import run as run_mod
 from .client import ControlError
 
@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--syslog-socket", default="/dev/log")
     r.add_argument("--state-dir", default="/var/lib/sysmon")
     r.set_defaults(func=lambda a: run_mod.run(a.config, a.endpoint, a.syslog_socket, a.state_dir))
-    for register in (control_cli.add_subcommands, keys.add_subcommands, rules_cli.add_subcommands):
+    for register in (control_cli.add_subcommands, keys.add_subcommands, rules_cli.add_subcommands,
+                     record.add_subcommands, replay.add_subcommands):  # fmt: skip
         register(sub)
     return p
 
