@@ -37,6 +37,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"BPF unavailable: {why}"))
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Pins left by a test session that was killed keep their programs attached: sweep them."""
+    from collector.pins import remove_tree
+
+    for d in Path("/sys/fs/bpf").glob("sysmon-test-*"):
+        owner = d.name.split("-")[2]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            remove_tree(d)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Programs pinned by test collectors stay attached until unpinned: never leave any behind."""
     from collector.pins import remove_tree
