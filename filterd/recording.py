@@ -245,6 +245,25 @@ def state_entries(
     return out, counts
 
 
+def apply_state(pipeline: Pipeline, info: dict[str, Any]) -> None:
+    """The kernel drop counters the live filterd had already reported when the state was made:
+    the replay then reports only drops that happened during the recording."""
+    origins = info.get("origins")
+    if not isinstance(origins, dict):
+        return
+    for origin, st in origins.items():
+        if not isinstance(origin, str) or not isinstance(st, dict):
+            continue
+        s = pipeline.streams.get(origin)
+        kinds = st.get("kind_drops")
+        if isinstance(kinds, dict):
+            s.kind_drops = {
+                int(k): v for k, v in kinds.items() if isinstance(k, str) and k.isdecimal() and type(v) is int
+            }
+        if type(st.get("env_drops")) is int:
+            s.env_drops = st["env_drops"]
+
+
 def parse_events(value: Any) -> frozenset[int]:
     """The `events` of a record request: "all", or a list of Sysmon event ids. Raises ValueError."""
     if value is None:

@@ -32,7 +32,7 @@ from filterd.config.loader import default_config, load_config_bytes
 from filterd.config.model import Config
 from filterd.pipeline import Pipeline
 from filterd.receiver import Receiver
-from filterd.recording import FRAME, HEAD, STATE
+from filterd.recording import FRAME, HEAD, STATE, apply_state
 from filterd.render.json_event import encode_line, render_json
 from filterd.rules import rule_set
 from filterd.schema import BY_ID
@@ -166,25 +166,6 @@ def load(path: str | None) -> Config:
     except OSError as e:
         raise ConfigError(path, None, f"cannot read: {e.strerror}") from None
     return load_config_bytes(data, path)
-
-
-def apply_state(pipeline: Pipeline, info: dict[str, Any]) -> None:
-    """The kernel drop counters the live filterd had already reported when the state was made:
-    the replay then reports only drops that happened during the recording."""
-    origins = info.get("origins")
-    if not isinstance(origins, dict):
-        return
-    for origin, st in origins.items():
-        if not isinstance(origin, str) or not isinstance(st, dict):
-            continue
-        s = pipeline.streams.get(origin)
-        kinds = st.get("kind_drops")
-        if isinstance(kinds, dict):
-            s.kind_drops = {
-                int(k): v for k, v in kinds.items() if isinstance(k, str) and k.isdecimal() and type(v) is int
-            }
-        if type(st.get("env_drops")) is int:
-            s.env_drops = st["env_drops"]
 
 
 def replay(
