@@ -98,3 +98,42 @@ def test_kill_collector(mon: Monitor) -> None:
     assert len(seen) == N and max(seen.values()) == 1, seen.most_common(3)
     lost = [ln for ln in mon.events() if "<EventID>255<" in ln and "lost" in ln.lower()]
     assert not lost
+
+
+def reported_lost(lines: list[str]) -> int:
+    found = (
+        re.search(r"(\d+) records? from \S+ lost in transit", ln) for ln in lines if "<EventID>255<" in ln
+    )
+    return sum(int(m.group(1)) for m in found if m)
+
+
+def test_buffer_overflow_while_filterd_is_away_is_reported(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """With a 1 MiB buffer and filterd stopped, a burst overflows the collector's buffer; the
+    returning filterd logs every record it still gets, and its loss reports add up to exactly
+    the collector's own overflow count."""
+    cfg = Path(tmp_path_factory.mktemp("cfg")) / "markers.xml"
+    cfg.write_text(CONFIG)
+    os.chmod(cfg.parent, 0o755)
+    os.chmod(cfg, 0o644)
+    m = Monitor(config=str(cfg), extra_collector=("--buffer-mb", "1")).start()
+    try:
+        tag = uuid.uuid4().hex[:8]
+        assert m.filterd is not None
+        m.filterd.send_signal(signal.SIGKILL)
+        m.filterd.wait()
+        big = "x" * 3000  # long command lines: 1 MiB holds a few hundred of them
+        for i in range(1500):
+            subprocess.run(["/bin/true", big, f"restart-marker-{tag}-{i}"], check=True)
+        m.start_filterd()
+
+        def overflow() -> int:
+            return sum(h.get("buffer_overflow_records", 0) for h in m.stats().get("hosts", {}).values())
+
+        m.wait_events(lambda ls: reported_lost(ls) > 0 and reported_lost(ls) == overflow(), 30)
+        lost = reported_lost(m.events())
+        m.wait_events(lambda ls: 1500 - len(logged(m, tag)) <= lost, 30)  # each missing one is counted
+        seen = logged(m, tag)
+        assert seen and max(seen.values()) == 1
+    finally:
+        m.stop()
+        m.cleanup()

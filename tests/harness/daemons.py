@@ -36,7 +36,12 @@ def remove_pins(pin_dir: str) -> None:
 class Monitor:
     """collector + filterd + rsyslog, started in that order, stopped in reverse."""
 
-    def __init__(self, config: str | None = None, extra_filterd: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        config: str | None = None,
+        extra_filterd: tuple[str, ...] = (),
+        extra_collector: tuple[str, ...] = (),
+    ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="sysmon-test-", dir="/run"))
         os.chmod(self.dir, 0o755)
         self.endpoint = f"ipc://{self.dir}/ipc/collector.sock"
@@ -44,6 +49,7 @@ class Monitor:
         self.stats_path = self.dir / "state" / "stats.json"
         self.config = config
         self.extra_filterd = extra_filterd
+        self.extra_collector = extra_collector
         self.rsyslog = Rsyslog(self.dir / "rsyslog")
         self.collector: subprocess.Popen[bytes] | None = None
         self.filterd: subprocess.Popen[bytes] | None = None
@@ -87,7 +93,13 @@ class Monitor:
 
     def start_collector(self) -> subprocess.Popen[bytes]:
         self.collector = self._spawn(
-            "collector", "--endpoint", self.endpoint, "--pin-dir", self.pin_dir, log="collector.log"
+            "collector",
+            "--endpoint",
+            self.endpoint,
+            "--pin-dir",
+            self.pin_dir,
+            *self.extra_collector,
+            log="collector.log",
         )
         return self.collector
 
