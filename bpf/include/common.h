@@ -5,7 +5,7 @@
  * struct through a compiled header layout would silently read the wrong bytes. Every kernel
  * field is read as *(base + offs->field), the offset resolved from BTF by collector/btf.py.
  *
- * Every bpf/*.bpf.c includes this file. collector/loader.py also puts it first in the one module
+ * Every bpf/<area>.bpf.c includes this file. collector/loader.py also puts it first in the one module
  * it compiles (bcc rewrites map calls only in its main file, not in included headers), so the
  * include guard makes those #includes no-ops there; they keep each file readable on its own.
  */
