@@ -98,10 +98,15 @@ class Writer:
         self._f: BinaryIO | None = None
         self._z: Any = None
         self._synced = 0.0
+        self._pending = 0  # bytes given to zlib since the last flush
         self._open()
 
     @property
     def full(self) -> bool:
+        """The part holds max_bytes of compressed data (zlib holds some back: once what it might
+        hold could reach the limit, a flush tells the exact size)."""
+        if self.size + self._pending >= self.max_bytes:
+            self.sync()
         return self.size >= self.max_bytes
 
     def _open(self) -> None:
@@ -117,6 +122,7 @@ class Writer:
     def write(self, data: bytes) -> None:
         assert self._f is not None
         out = self._z.compress(data)
+        self._pending += len(data)
         if out:
             self._f.write(out)
             self.size += len(out)
@@ -131,6 +137,7 @@ class Writer:
         self.size += len(out)
         self._f.flush()
         self._synced = time.monotonic()
+        self._pending = 0
 
     def _finish(self) -> None:
         if self._f is None:

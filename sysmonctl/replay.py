@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, TextIO
 from filterd.config.errors import ConfigError
 from filterd.config.loader import default_config, load_config_bytes
 from filterd.config.model import Config
-from filterd.pipeline import Pipeline
+from filterd.pipeline import REGISTRY, Pipeline
 from filterd.receiver import Receiver
 from filterd.recording import FRAME, HEAD, STATE, apply_state
 from filterd.render.json_event import encode_line, render_json
@@ -277,6 +277,11 @@ def report(
     if summary.lost:
         say(f"{warn}the recording is incomplete: filterd dropped {summary.lost} frames for the recorder "
             "(it was too slow); events in them are missing here")  # fmt: skip
+    waiting = [h for h in pipeline.hosts.values() if getattr(h, "parked", None)]
+    if waiting:
+        n = sum(len(h.parked) for h in waiting)
+        say(f"{warn}{n} batch(es) of {len(waiting)} origin(s) never got their host context (the "
+            "recording starts without it?): their records were not replayed")  # fmt: skip
     for ident, text in sink.reports:
         say(f"{warn}the monitor reported {ident}: {text}")
     _missing(summary, config, say)
@@ -300,7 +305,7 @@ def _missing(summary: Summary, config: Config, say: Any) -> None:
     for k in records.KINDS:
         if k.origin != "bpf" or k.kind in kinds:
             continue
-        need = sorted(e for e in k.sysmon_ids if e in enabled)
+        need = sorted(e for e in REGISTRY.events_of(k.kind) if e in enabled)
         if need:
             say(f"sysmonctl replay: warning: config logs event(s) {need} but the recording has no "
                 f"{k.name} records (the running config did not ask for them: record with --events "
