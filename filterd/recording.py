@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from filterd.events.registry import registry
 from shared import envelope, records
 from shared.decode import encode, split_path
 
@@ -50,7 +51,7 @@ RECORD_BUFFER = 8 << 20  # bytes queued per record client before frames are drop
 STATE_MAX = 8 << 20  # bytes of process and hash context per state group (more is cut, counted)
 MAX_RECORDERS = 4
 STATE_BATCH = 512  # records per synthetic batch, as the collector cuts them
-ALL_EVENTS = frozenset(e for k in records.KINDS if k.origin == "bpf" for e in k.sysmon_ids)
+ALL_EVENTS = frozenset(p.event_id for p in registry().produces if p.kind.origin == "bpf")
 
 
 class RecordingError(Exception):
@@ -313,13 +314,18 @@ class RecordHub:
             events = parse_events(req.get("events"))
         except ValueError as e:
             return {"ok": False, "error": str(e)}
+        try:
+            state = self.state()
+        except Exception as e:  # noqa: BLE001  a recording must never stop the daemon
+            return {"ok": False, "error": f"cannot make the recording's context: {type(e).__name__}: {e}"}
         c.record = True
         self.events[id(c)] = events
         self.started += 1
         self.changed()  # subscribes to the extra events; wants() notes them in the other recordings
         head = {"format": FORMAT, **self.head(), "kinds": list(self.kinds), "hashes": list(self.hashes)}
         c.wbuf += MAGIC + json_entry(HEAD, {**head, "extra_events": sorted(events)})
-        self.send_state(c)
+        for e in state:
+            c.wbuf += e
         self.clients.append(c)
         return None
 
@@ -330,7 +336,11 @@ class RecordHub:
 
     def send_state(self, c: Any) -> None:
         """The state group, whole, whatever the buffer holds (it is bounded by STATE_MAX)."""
-        for e in self.state():
+        try:
+            state = self.state()
+        except Exception as e:  # noqa: BLE001  the part then starts without context, and says why
+            state = [json_entry(NOTE, {"note": "state", "error": f"{type(e).__name__}: {e}"})]
+        for e in state:
             c.wbuf += e
 
     def wants(self, kinds: Iterable[int], hashes: Iterable[str]) -> None:

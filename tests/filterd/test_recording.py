@@ -398,3 +398,20 @@ def test_refusals_and_limits(loop: Loop, monkeypatch: pytest.MonkeyPatch) -> Non
     first.close()  # hanging up ends the recording too
     wait(lambda: not loop.hub.active)
     assert loop.changes == 2
+
+
+def test_a_failing_context_refuses_the_recording_and_never_reaches_the_daemon(tmp_path: Path) -> None:
+    def broken() -> list[bytes]:
+        raise AttributeError("no such field")
+
+    hub = RecordHub(lambda: {}, broken, lambda: None)
+
+    class C:
+        def __init__(self) -> None:
+            self.wbuf = bytearray()
+
+    assert "cannot make the recording's context: AttributeError" in hub.start(C(), {})["error"]
+    assert not hub.active
+    c = C()
+    hub.send_state(c)  # a later part: it starts without context, and the note says why
+    assert EntryParser().feed(MAGIC + bytes(c.wbuf))[0].info["error"] == "AttributeError: no such field"
