@@ -26,7 +26,7 @@ from filterd.control import ControlServer, uptime
 from filterd.events.service_state import config_state, data_hashes, service_state
 from filterd.metrics import MetricsServer, exposition, parse_listen
 from filterd.outputs import read_outputs
-from filterd.pipeline import Pipeline
+from filterd.pipeline import REGISTRY, Pipeline
 from filterd.privileges import drop_to, no_new_privs, user_ids
 from filterd.receiver import Receiver, resolve_endpoints
 from filterd.recording import RecordHub, state_entries
@@ -38,7 +38,6 @@ from filterd.sink.syslog import SyslogSink
 from filterd.state.record_id import RecordIdCounter
 from filterd.state.streams import local_origin
 from shared.curve import CurveError
-from shared.records import kinds_for_events
 from shared.transport import DEFAULT_ENDPOINT
 
 DEFAULT_CONTROL = "/run/sysmon-filterd/control.sock"
@@ -204,7 +203,7 @@ class Daemon:
     def subscribe(self) -> None:
         events = rule_set(self.config).enabled | self.recorder.extra_events()  # `record --events`
         hashes = self.config.hash_algorithms if 1 in events else ()
-        kinds = kinds_for_events(events)
+        kinds = REGISTRY.kinds_for(events)
         self.receiver.set_wants(kinds, hashes)
         self.recorder.wants(kinds, hashes)
 

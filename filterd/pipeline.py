@@ -24,15 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from filterd.config.model import Config
-from filterd.events import (
-    dns_query,
-    ebpf_program,
-    file_events,
-    network_connect,
-    process_access,
-    process_create,
-    process_terminate,
-)
+from filterd.events.registry import EventData, Options, event_data, registry
 from filterd.liveness import CollectorWatch
 from filterd.loss import (
     CONTENT,
@@ -51,35 +43,22 @@ from filterd.rules import rule_set
 from filterd.schema import BY_ID
 from filterd.sink import Sink
 from filterd.state.hosts import MAX_PARKED_BATCHES, MAX_PARKED_BYTES, HostState, Parked
-from filterd.state.process_cache import Process
 from filterd.state.record_id import RecordIdCounter
 from filterd.state.streams import Stream, StreamTable
 from shared import records
 from shared.decode import decode, split
 from shared.errors import FrameError, UnknownKind
 
-_EXEC, _EXIT, _FORK = records.PROCESS_EXEC.kind, records.PROCESS_EXIT.kind, records.PROCESS_FORK.kind
-_HASH, _MARKER = records.IMAGE_HASH.kind, records.MARKER.kind
-_FORK_F = {f.name: i for i, f in enumerate(records.PROCESS_FORK.all_fields)}
-_HASH_F = {f.name: i for i, f in enumerate(records.IMAGE_HASH.all_fields)}
-MAX_IMAGE_HASHES = 8192
 _SNAPSHOT = records.REC_F_SNAPSHOT
 _MAX_BPF_KIND = records.MAX_BPF_KIND  # kernel kinds are below it: the numbered ones (state/streams.py)
 _KIND_NAMES = {k.kind: k.name for k in records.KINDS}
 SELF = "filterd"  # subject of losses not tied to one collector
 MAX_ORIGINS = 1024  # collectors one filterd serves
 
-# Record kind -> (Sysmon event id, builder(host, values, strings) -> EventData or None).
-# Process records are handled by Pipeline methods: they also maintain the process cache.
-SIMPLE_EVENTS = {
-    records.FILE_CREATE.kind: (11, file_events.file_create),
-    records.RAW_ACCESS.kind: (9, file_events.raw_access_read),
-    records.FILE_DELETE.kind: (23, file_events.file_delete),
-    records.NET_CONNECT.kind: (3, network_connect.build),
-    records.PROCESS_ACCESS.kind: (10, process_access.build),
-    records.BPF_PROGRAM.kind: (100, ebpf_program.build),
-    records.DNS_PACKET.kind: (22, dns_query.build),
-}
+# Which record kinds feed which events: declared by each filterd/events module (registry.py).
+# Collected at import, before filterd's sandbox closes the file system.
+REGISTRY = registry()
+ErrorReport = event_data(255)
 
 
 def kind_name(kind: int) -> str:
@@ -114,7 +93,6 @@ class Pipeline:
         self.hosts: dict[str, HostState] = {}
         self.headers: dict[str, SystemHeader] = {}
         self.stats: Counter[str] = Counter()
-        self.markers: dict[str, int] = {}
         self.rule_hits: Counter[str] = Counter()  # RuleName -> events it included
         self.decisions: Counter[tuple[int, bool]] = Counter()  # (event id, included) -> events
         self.frame_errors: Counter[str] = Counter()  # unusable frames by reason (filterd/metrics.py)
@@ -136,18 +114,14 @@ class Pipeline:
     def set_config(self, config: Config) -> None:
         self.config = config
         self.rules = rules = rule_set(config)
-        self.m_create = rules.matcher(1)
-        self.m_terminate = rules.matcher(5)
         self.enabled = rules.enabled
-        # kind -> (event id, builder, matcher), only for event types this config can log
-        self.simple = {
-            kind: (eid, build, rules.matcher(eid))
-            for kind, (eid, build) in SIMPLE_EVENTS.items()
-            if eid in self.enabled
-        }
+        self.options = Options(hash_algorithms=config.hash_algorithms)
+        # kind -> (state update or None, ((event id, builder, matcher), ...) of the events this
+        # config can log); every kind some module consumes is here, logged or not
+        self.dispatch = REGISTRY.dispatch(self.enabled, rules.matcher)
 
     # -- output ----------------------------------------------------------------------------
-    def write(self, event_id: int, values: Sequence[str], header: SystemHeader) -> None:
+    def write(self, event_id: int, values: EventData, header: SystemHeader) -> None:
         etype, record_id, now_ns = BY_ID[event_id], self.record_ids.next(), time.time_ns()
         self._out.append(render_event(etype, values, header, record_id, now_ns))
         if self._by_values:
@@ -172,7 +146,7 @@ class Pipeline:
                 for xml in out:
                     sink.send(xml)
 
-    def filtered(self, event_id: int, matcher: Any, values: tuple[str, ...], header: SystemHeader) -> None:
+    def filtered(self, event_id: int, matcher: Any, values: EventData, header: SystemHeader) -> None:
         include, rule_name = matcher.decide(values)
         self.decisions[event_id, include] += 1
         if not include:
@@ -192,9 +166,9 @@ class Pipeline:
 
     def report(self, ident: str, what: str) -> None:
         self.stats["loss_reports" if ident == "EventsLost" else "health_reports"] += 1
-        self.service_event(255, (utc_time(time.time_ns()), ident, what))
+        self.service_event(255, ErrorReport(UtcTime=utc_time(time.time_ns()), ID=ident, Description=what))
 
-    def service_event(self, event_id: int, values: tuple[str, ...]) -> None:
+    def service_event(self, event_id: int, values: EventData) -> None:
         """Events 4, 16 and 255: never filtered (upstream bypasses the rules for them)."""
         self.write(event_id, values, self.local_header)
         self.flush()
@@ -369,48 +343,47 @@ class Pipeline:
         self.streams.save(s)
 
     # -- records ---------------------------------------------------------------------------
+    @property
+    def markers(self) -> dict[str, int]:
+        """origin -> token of the last drain marker handled (filterd/events/marker.py)."""
+        return {o: h.marker for o, h in self.hosts.items() if h.marker is not None}
+
     def records(self, h: HostState, blob: bytes, skip: int = 0) -> int:
         """Handle a batch's records, the first `skip` kernel records excepted (seen before);
         returns how many kernel (numbered) records it held. The dispatch is inline: it is the
-        hot path, and a try block costs nothing until something raises."""
+        hot path, and a try block costs nothing until something raises. A snapshot record
+        (the collector's view of a process running before it started) updates state only."""
         header = self.headers[h.origin]
         stats = self.stats
+        dispatch = self.dispatch
+        opts = self.options
         numbered = 0
         try:
             for rec in split(blob):
                 kind = rec[0] | (rec[1] << 8)
-                if 0 < kind < _MAX_BPF_KIND and not rec[2] & _SNAPSHOT:
+                snapshot = rec[2] & _SNAPSHOT
+                if 0 < kind < _MAX_BPF_KIND and not snapshot:
                     numbered += 1
                     if numbered <= skip:
                         continue
                 try:
                     spec, v, strings = decode(rec)
                     stats["decoded"] += 1
-                    if kind == _EXEC:
-                        self.on_exec(h, v, strings, header)
-                    elif kind == _EXIT:
-                        if 5 in self.enabled:
-                            self.filtered(5, self.m_terminate, process_terminate.build(h, v), header)
-                        else:
-                            h.cache.exited(
-                                v[process_terminate.PID],
-                                v[process_terminate.START],
-                                v[process_terminate.TIME],
-                            )
-                    elif kind == _FORK:
-                        self.on_fork(h, v)
-                    elif kind == _HASH:
-                        self.on_hash(h, v, strings)
-                    elif kind in self.simple:
-                        eid, build, matcher = self.simple[kind]
-                        values = build(h, v, strings)
+                    handler = dispatch.get(kind)
+                    if handler is None:  # a kind shared.records knows and no event module consumes
+                        stats[f"unhandled_{spec.name}"] += 1
+                        self.loss.add(UNKNOWN, h.origin, 1, {f"{spec.name}:": 1})
+                        continue
+                    update, builds = handler
+                    state = update(h, v, strings) if update is not None else None
+                    if snapshot:
+                        continue
+                    for eid, build, matcher in builds:
+                        values = build(h, v, strings, opts, state)
                         if values is None:
                             stats[f"unparsed_{spec.name}"] += 1
                         else:
                             self.filtered(eid, matcher, values, header)
-                    elif kind == _MARKER:
-                        self.markers[h.origin] = v[-1]
-                        stats["markers"] += 1
                 except UnknownKind:
                     stats["UnknownKind"] += 1
                     self.loss.add(UNKNOWN, h.origin, 1, {f"kind {kind}:": 1})
@@ -431,42 +404,3 @@ class Pipeline:
         self.frame_errors[error] += 1
         self.loss.add(FRAMES, SELF, 1, {error: 1})
         self.loss.flush()
-
-    def on_exec(self, h: HostState, v: tuple, strings: tuple[bytes, ...], header: SystemHeader) -> None:
-        proc = process_create.cache_process(h, v, strings)
-        if v[process_create.FLAGS] & records.REC_F_SNAPSHOT or 1 not in self.enabled:
-            return
-        known = h.image_hashes.get(
-            (v[process_create.EXE_DEV], v[process_create.EXE_INO], v[process_create.EXE_CTIME])
-        )
-        hashes = (
-            process_create.format_hashes(known[0], known[1], self.config.hash_algorithms) if known else ""
-        )
-        values = process_create.build(h, proc, v, hashes)
-        self.filtered(1, self.m_create, values, header)
-
-    def on_fork(self, h: HostState, v: tuple) -> None:
-        parent = h.cache.get(v[_FORK_F["pid"]], v[_FORK_F["parent_start_ns"]])
-        if parent is None:
-            self.stats["fork_parent_unknown"] += 1
-            return
-        start = v[_FORK_F["child_start_ns"]]
-        h.cache.put(
-            Process(
-                pid=v[_FORK_F["child_pid"]],
-                start_ns=start,
-                start_s=(start + h.boot_epoch_ns) // 1_000_000_000,
-                machine_id=h.machine_id,
-                image=parent.image,
-                command_line=parent.command_line,
-                cwd=parent.cwd,
-                uid=v[_FORK_F["uid"]],
-                end_code=parent.end_code,
-            )
-        )
-
-    def on_hash(self, h: HostState, v: tuple, strings: tuple[bytes, ...]) -> None:
-        if len(h.image_hashes) >= MAX_IMAGE_HASHES:
-            h.image_hashes.pop(next(iter(h.image_hashes)))
-        key = (v[_HASH_F["exe_dev"]], v[_HASH_F["exe_ino"]], v[_HASH_F["exe_ctime"]])
-        h.image_hashes[key] = (v[_HASH_F["algos"]], strings[0])

@@ -12,10 +12,6 @@ from dataclasses import dataclass
 
 SCHEMA_VERSION = "4.90"
 
-# Events emitted on Linux by this project (the rest are accepted in configs and never fire).
-LINUX_EVENT_IDS = frozenset({1, 3, 4, 5, 9, 10, 11, 16, 22, 23, 100})
-
-
 @dataclass(frozen=True, slots=True)
 class EventType:
     """One manifest <event>: what the XML <System> block and the rule engine need."""

@@ -35,13 +35,13 @@ class Field:
 
 @dataclass(frozen=True, eq=False)
 class RecordKind:
-    """One record kind: where it is born, which Sysmon events it feeds, and its layout."""
+    """One record kind: where it is born and its layout. Which Sysmon events it feeds is declared
+    by the filterd/events module that consumes it (filterd/events/registry.py)."""
 
     kind: int
     name: str
     origin: str  # "bpf" (kernel program) or "collector" (userspace, root side)
     hook: str  # tracepoint or userspace source
-    sysmon_ids: tuple[int, ...]  # Sysmon events it can produce (empty: correlation only)
     fields: tuple[Field, ...]
     strings: tuple[str, ...] = ()  # variable-length tail, each with a u16 `<name>_len`
     string_max: dict[str, int] = field(default_factory=dict)
@@ -99,7 +99,6 @@ PROCESS_EXEC = RecordKind(
     name="PROCESS_EXEC",
     origin="bpf",
     hook="tracepoint sched:sched_process_exec (bpf/process.bpf.c)",
-    sysmon_ids=(1,),
     fields=(
         Field("ppid", "u32", "real_parent->group_leader->tgid"),
         Field("uid", "u32", "cred->uid"),
@@ -125,7 +124,6 @@ PROCESS_EXIT = RecordKind(
     name="PROCESS_EXIT",
     origin="bpf",
     hook="tracepoint sched:sched_process_exit, last thread only (bpf/process.bpf.c)",
-    sysmon_ids=(5,),
     fields=(
         Field("uid", "u32", "cred->uid"),
         Field("exit_code", "u32", "task->exit_code"),
@@ -141,7 +139,6 @@ PROCESS_FORK = RecordKind(
     origin="bpf",
     hook="raw tracepoint sched_process_fork, new processes only, sent only when the child does "
     "anything before exec (bpf/process.bpf.c, `forked` in bpf/include/common.h)",
-    sysmon_ids=(),
     fields=(
         Field("child_pid", "u32"),
         Field("uid", "u32", "cred->uid of the parent"),
@@ -156,7 +153,6 @@ FILE_CREATE = RecordKind(
     name="FILE_CREATE",
     origin="bpf",
     hook="tracepoints syscalls:sys_exit_{open,openat,openat2,creat}, file has FMODE_CREATED (bpf/file.bpf.c)",
-    sysmon_ids=(11,),
     fields=(Field("uid", "u32"), Field("fd", "s32", "the returned descriptor")),
     strings=("path",),
     string_max={"path": PATH_MAX_BYTES},
@@ -169,7 +165,6 @@ RAW_ACCESS = RecordKind(
     name="RAW_ACCESS",
     origin="bpf",
     hook="tracepoints syscalls:sys_exit_{open,openat,openat2}, read-open of a block device (bpf/file.bpf.c)",
-    sysmon_ids=(9,),
     fields=(Field("uid", "u32"), Field("fd", "s32")),
     strings=("path",),
     string_max={"path": PATH_MAX_BYTES},
@@ -181,7 +176,6 @@ FILE_DELETE = RecordKind(
     name="FILE_DELETE",
     origin="bpf",
     hook="tracepoints syscalls:sys_{enter,exit}_{unlink,unlinkat}, ret == 0 (bpf/file.bpf.c)",
-    sysmon_ids=(23,),
     fields=(Field("uid", "u32"), Field("dirfd", "s32", "AT_FDCWD (-100) or the dirfd given")),
     strings=("name", "base"),
     string_max={"name": PATH_MAX_BYTES, "base": PATH_MAX_BYTES},
@@ -195,7 +189,6 @@ NET_CONNECT = RecordKind(
     origin="bpf",
     hook="tracepoint sock:inet_sock_set_state (TCP out), syscalls:sys_exit_accept{,4} (TCP in), "
     "net:net_dev_queue (UDP out), syscalls:sys_exit_{recvfrom,recvmsg} (UDP in) (bpf/net.bpf.c)",
-    sysmon_ids=(3,),
     fields=(
         Field("uid", "u32"),
         Field("family", "u16", "AF_INET 2 / AF_INET6 10"),
@@ -219,7 +212,6 @@ PROCESS_ACCESS = RecordKind(
     origin="bpf",
     hook="tracepoints syscalls:sys_{enter,exit}_ptrace, PTRACE_ATTACH / PTRACE_SEIZE, ret 0 "
     "(bpf/ptrace.bpf.c)",
-    sysmon_ids=(10,),
     fields=(
         Field("uid", "u32"),
         Field("target_pid", "u32", "tgid of the tracee, from current->ptraced (kernel data)"),
@@ -242,7 +234,6 @@ BPF_PROGRAM = RecordKind(
     origin="bpf",
     hook="tracepoints syscalls:sys_{enter,exit}_bpf, BPF_PROG_LOAD (fd >= 0) or BPF_PROG_ATTACH (0) "
     "(bpf/bpfload.bpf.c)",
-    sysmon_ids=(100,),
     fields=(
         Field("uid", "u32"),
         Field("command", "u32", "5 BPF_PROG_LOAD, 8 BPF_PROG_ATTACH"),
@@ -262,7 +253,6 @@ DNS_PACKET = RecordKind(
     origin="bpf",
     hook="syscalls:sys_exit_{recvfrom,recvmsg,read}: an answer from port 53 read by the asking "
     "process, UDP or TCP (bpf/net.bpf.c)",
-    sysmon_ids=(22,),
     fields=(
         Field("uid", "u32"),
         Field("family", "u16"),
@@ -283,7 +273,6 @@ IMAGE_HASH = RecordKind(
     name="IMAGE_HASH",
     origin="collector",
     hook="collector/hashes.py, before the first PROCESS_EXEC of an image a subscriber has not seen",
-    sysmon_ids=(1,),
     fields=(
         Field("exe_ino", "u64", "identity of the hashed file, as in PROCESS_EXEC"),
         Field("exe_ctime", "u64"),
@@ -301,7 +290,6 @@ MARKER = RecordKind(
     name="MARKER",
     origin="collector",
     hook="collector, on a drain request (tests, benchmarks)",
-    sysmon_ids=(),
     fields=(Field("token", "u64"),),
     doc="Everything the kernel produced before this record has been published.",
 )
@@ -326,9 +314,3 @@ MAX_BPF_KIND = 16  # size of the BPF enable/drop arrays
 # Image hash algorithms (bit, name as Sysmon prints it, digest size), in Sysmon's output order.
 HASH_ORDER: tuple[tuple[int, str, int], ...] = ((1, "SHA1", 20), (2, "MD5", 16), (4, "SHA256", 32))
 
-
-def kinds_for_events(event_ids: frozenset[int] | set[int]) -> frozenset[int]:
-    """Record kinds a filterd must ask for to log these Sysmon events (process kinds always)."""
-    wanted = {PROCESS_EXEC.kind, PROCESS_EXIT.kind, PROCESS_FORK.kind}
-    wanted.update(k.kind for k in KINDS if k.origin == "bpf" and set(k.sysmon_ids) & set(event_ids))
-    return frozenset(wanted)

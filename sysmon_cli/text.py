@@ -70,6 +70,7 @@ CONDITIONS = (
 def config_usage() -> str:
     """`sysmon -? config`: file format, options, conditions and the event tags."""
     from filterd import schema  # only here: the supervisor, which shares this module, stays small
+    from filterd.events.registry import registry
 
     out = [
         f"Configuration usage (current schema is {schema.SCHEMA_VERSION}):",
@@ -102,10 +103,11 @@ def config_usage() -> str:
     ]
     out += [f"  {name:<15} {desc}" for name, desc in CONDITIONS]
     out += ["", "Events (tag, id, description; * = emitted on Linux):"]
+    emitted = registry().linux_event_ids
     for ev in schema.EVENT_TYPES:
         if ev.rule_tag is None:
             continue
-        star = "*" if ev.id in schema.LINUX_EVENT_IDS else " "
+        star = "*" if ev.id in emitted else " "
         out.append(f"  {star} {ev.rule_tag:<22} {ev.id:>3}  {ev.template}")
     out += ["", "Field names of an event: sysmon -s"]
     return "\n".join(out) + "\n"

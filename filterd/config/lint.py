@@ -62,9 +62,12 @@ def lint_config(config: Config) -> list[Finding]:
     by_tag: dict[str, list[EventRule]] = {}
     for rule in config.rules:
         by_tag.setdefault(rule.tag, []).append(rule)
+    from filterd.events.registry import registry  # what Linux emits: declared by the event modules
+
+    emitted = registry().linux_event_ids
     for tag, rules in by_tag.items():
         ids = [e.id for e in schema.BY_RULE_TAG[tag]]
-        linux_ids = [i for i in ids if i in schema.LINUX_EVENT_IDS]
+        linux_ids = [i for i in ids if i in emitted]
         if not linux_ids:
             for r in rules:
                 out.append(

@@ -14,11 +14,15 @@ import struct
 
 from filterd.state.hosts import HostState
 from shared import records
+from shared.decode import field_index
 
 from .actor import actor, event_time
+from .registry import EventData, Options, Produces, event_data
 
-_F = {f.name: i for i, f in enumerate(records.DNS_PACKET.all_fields)}
-TIME, PID, UID, PROTO, LENGTH = _F["time_ns"], _F["pid"], _F["uid"], _F["protocol"], _F["length"]
+TIME, PID, UID, PROTO, LENGTH = (
+    field_index(records.DNS_PACKET, n) for n in ("time_ns", "pid", "uid", "protocol", "length")
+)
+DnsQuery = event_data(22)
 IPPROTO_TCP = 6
 MAX_NAME_JUMPS = 16
 MAX_NAME_BYTES = 255  # RFC 1035 3.1, wire form
@@ -123,7 +127,9 @@ def query_status(rcode: int) -> str:
     return "0" if rcode == 0 else str(9000 + rcode)
 
 
-def build(host: HostState, v: tuple, strings: tuple[bytes, ...]) -> tuple[str, ...] | None:
+def build(
+    host: HostState, v: tuple, strings: tuple[bytes, ...], opts: Options, state: None
+) -> EventData | None:
     msg = strings[0]
     if v[PROTO] == IPPROTO_TCP and len(msg) >= 2 and int.from_bytes(msg[:2], "big") == v[LENGTH] - 2:
         msg = msg[2:]  # read together with TCP's 2-byte length prefix
@@ -134,14 +140,16 @@ def build(host: HostState, v: tuple, strings: tuple[bytes, ...]) -> tuple[str, .
     if not qname:
         return None
     guid, image = actor(host, v[PID])
-    return (
-        "",
-        event_time(host, v[TIME]),
-        guid,
-        str(v[PID]),
-        qname,
-        query_status(rcode),
-        results,
-        image,
-        host.user_name(v[UID]),
+    return DnsQuery(
+        UtcTime=event_time(host, v[TIME]),
+        ProcessGuid=guid,
+        ProcessId=str(v[PID]),
+        QueryName=qname,
+        QueryStatus=query_status(rcode),
+        QueryResults=results,
+        Image=image,
+        User=host.user_name(v[UID]),
     )
+
+
+DECLARATIONS = (Produces(22, records.DNS_PACKET, build),)

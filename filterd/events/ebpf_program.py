@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from filterd.state.hosts import HostState
 from shared import records
+from shared.decode import field_index
 
 from .actor import actor, event_time
+from .registry import EventData, Options, Produces, event_data
 
-_F = {f.name: i for i, f in enumerate(records.BPF_PROGRAM.all_fields)}
-TIME, PID, UID = _F["time_ns"], _F["pid"], _F["uid"]
-COMMAND, TYPE, PROG_ID = _F["command"], _F["prog_type"], _F["prog_id"]
+TIME, PID, UID, COMMAND, TYPE, PROG_ID = (
+    field_index(records.BPF_PROGRAM, n) for n in ("time_ns", "pid", "uid", "command", "prog_type", "prog_id")
+)
+EbpfEvent = event_data(100)
 
 COMMANDS = {5: "BPF_PROG_LOAD", 8: "BPF_PROG_ATTACH"}
 # enum bpf_prog_type, without the BPF_PROG_TYPE_ prefix (include/uapi/linux/bpf.h order)
@@ -54,20 +57,21 @@ PROG_TYPES = (
 )
 
 
-def build(host: HostState, v: tuple, strings: tuple[bytes, ...]) -> tuple[str, ...]:
+def build(host: HostState, v: tuple, strings: tuple[bytes, ...], opts: Options, state: None) -> EventData:
     guid, image = actor(host, v[PID])
     uid = v[UID]
-    user = host.users.get(uid, str(uid))  # upstream: name, else the numeric uid
     ptype = v[TYPE]
-    return (
-        "",
-        event_time(host, v[TIME]),
-        guid,
-        str(v[PID]),
-        image,
-        user,
-        COMMANDS.get(v[COMMAND], str(v[COMMAND])),
-        PROG_TYPES[ptype] if ptype < len(PROG_TYPES) else str(ptype),
-        str(v[PROG_ID]),
-        strings[0].split(b"\0", 1)[0].decode("utf-8", "replace"),
+    return EbpfEvent(
+        UtcTime=event_time(host, v[TIME]),
+        ProcessGuid=guid,
+        ProcessId=str(v[PID]),
+        Image=image,
+        User=host.users.get(uid, str(uid)),  # upstream: name, else the numeric uid
+        BpfCommand=COMMANDS.get(v[COMMAND], str(v[COMMAND])),
+        BpfProgramType=PROG_TYPES[ptype] if ptype < len(PROG_TYPES) else str(ptype),
+        BpfProgramId=str(v[PROG_ID]),
+        BpfProgramName=strings[0].split(b"\0", 1)[0].decode("utf-8", "replace"),
     )
+
+
+DECLARATIONS = (Produces(100, records.BPF_PROGRAM, build),)

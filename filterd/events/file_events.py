@@ -9,36 +9,53 @@ from __future__ import annotations
 
 from filterd.state.hosts import HostState
 from shared import records
-from shared.decode import join_path
+from shared.decode import field_index, join_path
 
 from .actor import actor, event_time
+from .registry import EventData, Options, Produces, event_data
 
-_C = {f.name: i for i, f in enumerate(records.FILE_CREATE.all_fields)}
-_D = {f.name: i for i, f in enumerate(records.FILE_DELETE.all_fields)}
-TIME, PID, FLAGS, UID = _C["time_ns"], _C["pid"], _C["flags"], _C["uid"]
-assert (_D["time_ns"], _D["pid"], _D["flags"], _D["uid"]) == (TIME, PID, FLAGS, UID)
+# the three kinds share these positions (checked: a layout change must not move one silently)
+TIME, PID, FLAGS, UID = (field_index(records.FILE_CREATE, n) for n in ("time_ns", "pid", "flags", "uid"))
+for _kind in (records.RAW_ACCESS, records.FILE_DELETE):
+    assert [field_index(_kind, n) for n in ("time_ns", "pid", "flags", "uid")] == [TIME, PID, FLAGS, UID]
+
+FileCreate = event_data(11)
+RawAccessRead = event_data(9)
+# Hashes, IsExecutable, Archived: nothing is hashed or archived on Linux (upstream prints `-`)
+FileDelete = event_data(23, Hashes="-", IsExecutable="-", Archived="-")
 
 
 def _path(v: tuple, raw: bytes) -> str:
     return join_path(raw, bool(v[FLAGS] & records.REC_F_PATH_TRUNC))
 
 
-def file_create(host: HostState, v: tuple, strings: tuple[bytes, ...]) -> tuple[str, ...]:
+def file_create(
+    host: HostState, v: tuple, strings: tuple[bytes, ...], opts: Options, state: None
+) -> EventData:
     guid, image = actor(host, v[PID])
     t = event_time(host, v[TIME])
-    return ("", t, guid, str(v[PID]), image, _path(v, strings[0]), t, host.user_name(v[UID]))
+    return FileCreate(
+        UtcTime=t,
+        ProcessGuid=guid,
+        ProcessId=str(v[PID]),
+        Image=image,
+        TargetFilename=_path(v, strings[0]),
+        CreationUtcTime=t,  # the kernel saw the creation now
+        User=host.user_name(v[UID]),
+    )
 
 
-def raw_access_read(host: HostState, v: tuple, strings: tuple[bytes, ...]) -> tuple[str, ...]:
+def raw_access_read(
+    host: HostState, v: tuple, strings: tuple[bytes, ...], opts: Options, state: None
+) -> EventData:
     guid, image = actor(host, v[PID])
-    return (
-        "",
-        event_time(host, v[TIME]),
-        guid,
-        str(v[PID]),
-        image,
-        _path(v, strings[0]),
-        host.user_name(v[UID]),
+    return RawAccessRead(
+        UtcTime=event_time(host, v[TIME]),
+        ProcessGuid=guid,
+        ProcessId=str(v[PID]),
+        Image=image,
+        Device=_path(v, strings[0]),
+        User=host.user_name(v[UID]),
     )
 
 
@@ -49,17 +66,22 @@ def target_filename(v: tuple, name: bytes, base: bytes) -> str:
     return _path(v, base).rstrip("/") + "/" + text
 
 
-def file_delete(host: HostState, v: tuple, strings: tuple[bytes, ...]) -> tuple[str, ...]:
+def file_delete(
+    host: HostState, v: tuple, strings: tuple[bytes, ...], opts: Options, state: None
+) -> EventData:
     guid, image = actor(host, v[PID])
-    return (
-        "",
-        event_time(host, v[TIME]),
-        guid,
-        str(v[PID]),
-        host.user_name(v[UID]),
-        image,
-        target_filename(v, strings[0], strings[1]),
-        "-",
-        "-",
-        "-",
+    return FileDelete(
+        UtcTime=event_time(host, v[TIME]),
+        ProcessGuid=guid,
+        ProcessId=str(v[PID]),
+        User=host.user_name(v[UID]),
+        Image=image,
+        TargetFilename=target_filename(v, strings[0], strings[1]),
     )
+
+
+DECLARATIONS = (
+    Produces(11, records.FILE_CREATE, file_create),
+    Produces(9, records.RAW_ACCESS, raw_access_read),
+    Produces(23, records.FILE_DELETE, file_delete),
+)

@@ -11,15 +11,21 @@ import functools
 
 from filterd.state.hosts import HostState
 from shared import records
+from shared.decode import field_index
 
 from .actor import actor, event_time
+from .registry import EventData, Options, Produces, event_data
 
-_F = {f.name: i for i, f in enumerate(records.NET_CONNECT.all_fields)}
-TIME, PID, UID = _F["time_ns"], _F["pid"], _F["uid"]
-FAMILY, PROTO, INITIATED = _F["family"], _F["protocol"], _F["initiated"]
-SPORT, DPORT = _F["sport"], _F["dport"]
-SHI, SLO, DHI, DLO = _F["saddr_hi"], _F["saddr_lo"], _F["daddr_hi"], _F["daddr_lo"]
+TIME, PID, UID, FAMILY, PROTO, INITIATED, SPORT, DPORT, SHI, SLO, DHI, DLO = (
+    field_index(records.NET_CONNECT, n)
+    for n in ("time_ns", "pid", "uid", "family", "protocol", "initiated", "sport", "dport")
+    + ("saddr_hi", "saddr_lo", "daddr_hi", "daddr_lo")
+)
 AF_INET6 = 10
+# host and port names: never resolved (as upstream on Linux)
+NetworkConnect = event_data(
+    3, SourceHostname="-", SourcePortName="-", DestinationHostname="-", DestinationPortName="-"
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -32,27 +38,25 @@ def ip_text(family: int, hi: int, lo: int) -> str:
     return ":".join(f"{(b[i] << 8) | b[i + 1]:x}" for i in range(0, 16, 2))
 
 
-def build(host: HostState, v: tuple, strings: tuple[bytes, ...]) -> tuple[str, ...]:
+def build(host: HostState, v: tuple, strings: tuple[bytes, ...], opts: Options, state: None) -> EventData:
     guid, image = actor(host, v[PID])
     fam = v[FAMILY]
     v6 = "true" if fam == AF_INET6 else "false"
-    return (
-        "",
-        event_time(host, v[TIME]),
-        guid,
-        str(v[PID]),
-        image,
-        host.user_name(v[UID]),
-        "tcp" if v[PROTO] == 6 else "udp",
-        "true" if v[INITIATED] else "false",
-        v6,
-        ip_text(fam, v[SHI], v[SLO]),
-        "-",
-        str(v[SPORT]),
-        "-",
-        v6,
-        ip_text(fam, v[DHI], v[DLO]),
-        "-",
-        str(v[DPORT]),
-        "-",
+    return NetworkConnect(
+        UtcTime=event_time(host, v[TIME]),
+        ProcessGuid=guid,
+        ProcessId=str(v[PID]),
+        Image=image,
+        User=host.user_name(v[UID]),
+        Protocol="tcp" if v[PROTO] == 6 else "udp",
+        Initiated="true" if v[INITIATED] else "false",
+        SourceIsIpv6=v6,
+        SourceIp=ip_text(fam, v[SHI], v[SLO]),
+        SourcePort=str(v[SPORT]),
+        DestinationIsIpv6=v6,
+        DestinationIp=ip_text(fam, v[DHI], v[DLO]),
+        DestinationPort=str(v[DPORT]),
     )
+
+
+DECLARATIONS = (Produces(3, records.NET_CONNECT, build),)

@@ -10,21 +10,20 @@ from __future__ import annotations
 from filterd.guid import process_guid
 from filterd.state.hosts import HostState
 from shared import records
-from shared.decode import join_path
+from shared.decode import field_index, join_path
 
 from .actor import actor, event_time
+from .registry import EventData, Options, Produces, event_data
 
-_F = {f.name: i for i, f in enumerate(records.PROCESS_ACCESS.all_fields)}
-TIME, PID, TID, UID, FLAGS = _F["time_ns"], _F["pid"], _F["tid"], _F["uid"], _F["flags"]
-T_PID, T_UID, T_START, T_END = (
-    _F["target_pid"],
-    _F["target_uid"],
-    _F["target_start_ns"],
-    _F["target_end_code"],
+TIME, PID, TID, UID, FLAGS, T_PID, T_UID, T_START, T_END = (
+    field_index(records.PROCESS_ACCESS, n)
+    for n in ("time_ns", "pid", "tid", "uid", "flags", "target_pid", "target_uid", "target_start_ns")
+    + ("target_end_code",)
 )
+ProcessAccess = event_data(10, GrantedAccess="0x0", CallTrace="-")  # as upstream on Linux
 
 
-def build(host: HostState, v: tuple, strings: tuple[bytes, ...]) -> tuple[str, ...]:
+def build(host: HostState, v: tuple, strings: tuple[bytes, ...], opts: Options, state: None) -> EventData:
     guid, image = actor(host, v[PID])
     target = host.cache.get(v[T_PID], v[T_START])
     if target is not None:
@@ -36,18 +35,18 @@ def build(host: HostState, v: tuple, strings: tuple[bytes, ...]) -> tuple[str, .
         if strings[0]
         else (target.image if target else "")
     )
-    return (
-        "",
-        event_time(host, v[TIME]),
-        guid,
-        str(v[PID]),
-        str(v[TID]),
-        image,
-        t_guid,
-        str(v[T_PID]),
-        t_image,
-        "0x0",
-        "-",
-        host.user_name(v[UID]),
-        host.user_name(v[T_UID]),
+    return ProcessAccess(
+        UtcTime=event_time(host, v[TIME]),
+        SourceProcessGUID=guid,
+        SourceProcessId=str(v[PID]),
+        SourceThreadId=str(v[TID]),
+        SourceImage=image,
+        TargetProcessGUID=t_guid,
+        TargetProcessId=str(v[T_PID]),
+        TargetImage=t_image,
+        SourceUser=host.user_name(v[UID]),
+        TargetUser=host.user_name(v[T_UID]),
     )
+
+
+DECLARATIONS = (Produces(10, records.PROCESS_ACCESS, build),)

@@ -18,17 +18,31 @@ from filterd.state.process_cache import Process
 from shared import records
 from shared.decode import field_index, join_path
 
-_F = {f.name: i for i, f in enumerate(records.PROCESS_EXEC.all_fields)}
-FLAGS, PID, PPID, UID = _F["flags"], _F["pid"], _F["ppid"], _F["uid"]
-SESSION, TTY, START, PSTART, END_CODE = (
-    _F["sessionid"],
-    _F["tty"],
-    _F["start_ns"],
-    _F["parent_start_ns"],
-    _F["end_code"],
+from .registry import EventData, Options, Produces, Tracks, event_data
+
+FLAGS, PID, PPID, UID, SESSION, TTY, START, PSTART, END_CODE, EXE_DEV, EXE_INO, EXE_CTIME = (
+    field_index(records.PROCESS_EXEC, n)
+    for n in ("flags", "pid", "ppid", "uid", "sessionid", "tty", "start_ns", "parent_start_ns", "end_code")
+    + ("exe_dev", "exe_ino", "exe_ctime")
 )
-EXE_DEV, EXE_INO, EXE_CTIME = _F["exe_dev"], _F["exe_ino"], _F["exe_ctime"]
-assert field_index(records.PROCESS_EXEC, "end_code") == END_CODE
+H_INO, H_CTIME, H_DEV, H_ALGOS = (
+    field_index(records.IMAGE_HASH, n) for n in ("exe_ino", "exe_ctime", "exe_dev", "algos")
+)
+MAX_IMAGE_HASHES = 8192  # file identities remembered per host
+ProcessCreate = event_data(
+    1,
+    # PE version resources do not exist on Linux; no integrity levels; Hashes empty until known
+    FileVersion="",
+    Description="",
+    Product="",
+    Company="",
+    OriginalFileName="",
+    IntegrityLevel="no level",
+    groups={"Parent": ("ParentProcessGuid", "ParentImage", "ParentCommandLine", "ParentUser")},
+)
+NO_PARENT = ProcessCreate.Parent(
+    ParentProcessGuid=ZERO_GUID, ParentImage="", ParentCommandLine="", ParentUser=""
+)
 
 
 def command_line(raw: bytes) -> str:
@@ -37,6 +51,7 @@ def command_line(raw: bytes) -> str:
 
 
 def cache_process(host: HostState, v: tuple, strings: tuple[bytes, ...]) -> Process:
+    """Every exec enters the cache, snapshot or not, logged or not: later events need it."""
     flags = v[FLAGS]
     start_ns = v[START]
     proc = Process(
@@ -54,44 +69,44 @@ def cache_process(host: HostState, v: tuple, strings: tuple[bytes, ...]) -> Proc
     return proc
 
 
-def build(host: HostState, proc: Process, v: tuple, hashes: str) -> tuple[str, ...]:
+def build(host: HostState, v: tuple, strings: tuple[bytes, ...], opts: Options, proc: Process) -> EventData:
+    """`proc`: what cache_process (the PROCESS_EXEC tracker) made of this record."""
+    known = host.image_hashes.get((v[EXE_DEV], v[EXE_INO], v[EXE_CTIME]))
     user = host.user_name(proc.uid)
     tty = 0 if v[FLAGS] & records.REC_F_NO_TTY else v[TTY]
     parent = host.cache.get(v[PPID], v[PSTART])
-    if parent is None:
-        p_guid, p_image, p_cmd, p_user = ZERO_GUID, "", "", ""
-    else:
-        p_guid, p_image, p_cmd, p_user = (
-            parent.guid,
-            parent.image,
-            parent.command_line,
-            host.user_name(parent.uid),
+    if parent is not None:
+        parent_fields = ProcessCreate.Parent(
+            ParentProcessGuid=parent.guid,
+            ParentImage=parent.image,
+            ParentCommandLine=parent.command_line,
+            ParentUser=host.user_name(parent.uid),
         )
-    return (
-        "",  # RuleName
-        utc_time(proc.start_ns + host.boot_epoch_ns),
-        proc.guid,
-        str(proc.pid),
-        proc.image,
-        "",
-        "",
-        "",
-        "",
-        "",  # FileVersion, Description, Product, Company, OriginalFileName
-        proc.command_line,
-        proc.cwd,
-        user,
-        host.logon_guid(tty, proc.uid, user),
-        str(proc.uid & 0xFFFF),  # LogonId
-        str(v[SESSION]),  # TerminalSessionId
-        "no level",
-        hashes,
-        p_guid,
-        str(v[PPID]),
-        p_image,
-        p_cmd,
-        p_user,
+    else:
+        parent_fields = NO_PARENT
+    return ProcessCreate(
+        UtcTime=utc_time(proc.start_ns + host.boot_epoch_ns),
+        ProcessGuid=proc.guid,
+        ProcessId=str(proc.pid),
+        Image=proc.image,
+        CommandLine=proc.command_line,
+        CurrentDirectory=proc.cwd,
+        User=user,
+        LogonGuid=host.logon_guid(tty, proc.uid, user),
+        LogonId=str(proc.uid & 0xFFFF),
+        TerminalSessionId=str(v[SESSION]),
+        Hashes=format_hashes(known[0], known[1], opts.hash_algorithms) if known else "",
+        ParentProcessId=str(v[PPID]),
+        Parent=parent_fields,
     )
+
+
+def remember_hash(host: HostState, v: tuple, strings: tuple[bytes, ...]) -> None:
+    """IMAGE_HASH: the collector sends a file identity's digests once, before its first exec."""
+    hashes = host.image_hashes
+    if len(hashes) >= MAX_IMAGE_HASHES:
+        hashes.pop(next(iter(hashes)))
+    hashes[(v[H_DEV], v[H_INO], v[H_CTIME])] = (v[H_ALGOS], strings[0])
 
 
 @functools.lru_cache(maxsize=1024)
@@ -104,3 +119,10 @@ def format_hashes(mask: int, digests: bytes, wanted: tuple[str, ...]) -> str:
                 out.append(f"{name}={digests[pos : pos + size].hex()}")
             pos += size
     return ",".join(out)
+
+
+DECLARATIONS = (
+    Tracks(records.PROCESS_EXEC, cache_process),
+    Produces(1, records.PROCESS_EXEC, build),
+    Tracks(records.IMAGE_HASH, remember_hash),
+)

@@ -13,11 +13,17 @@ from filterd.render.timefmt import utc_time
 from filterd.schema import SCHEMA_VERSION
 from shared.digest import new_hash
 
+from .registry import EventData, Reports, event_data
+
 _HASH_NAMES = ("SHA1", "MD5", "SHA256")
+ServiceState = event_data(4)
+ConfigState = event_data(16)
 
 
-def service_state(state: str) -> tuple[str, ...]:
-    return (utc_time(time.time_ns()), state, __version__, SCHEMA_VERSION)
+def service_state(state: str) -> EventData:
+    return ServiceState(
+        UtcTime=utc_time(time.time_ns()), State=state, Version=__version__, SchemaVersion=SCHEMA_VERSION
+    )
 
 
 def data_hashes(data: bytes, algorithms: tuple[str, ...]) -> str:
@@ -27,5 +33,10 @@ def data_hashes(data: bytes, algorithms: tuple[str, ...]) -> str:
     return ",".join(f"{a}={new_hash(a, data).hexdigest()}" for a in algos)
 
 
-def config_state(configuration: str, file_hash: str) -> tuple[str, ...]:
-    return (utc_time(time.time_ns()), configuration, file_hash)
+def config_state(configuration: str, file_hash: str) -> EventData:
+    return ConfigState(
+        UtcTime=utc_time(time.time_ns()), Configuration=configuration, ConfigurationFileHash=file_hash
+    )
+
+
+DECLARATIONS = (Reports(4), Reports(16))

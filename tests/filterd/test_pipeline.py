@@ -106,7 +106,9 @@ def test_malformed_frames_are_counted_dropped_and_reported(pipe: tuple[Pipeline,
         [b"rec", envelope.pack_batch(ORIGIN, 0, b"\x01\x00\xff\xff\xff\x7f")],
     ):
         r.handle(frames)
-    assert p.stats["MalformedFrame"] >= 3
+    # three unreadable frames, one unknown topic, one batch cut inside its only record
+    assert p.frame_errors == {"MalformedFrame": 3, "unknown_topic": 1, "truncated batch": 1}
+    assert p.stats["MalformedFrame"] == 4 and p.stats["truncated_batches"] == 1
     assert [x for x in sink.lines if "<EventID>255<" not in x] == []  # only the loss report
     p.on_batch(ORIGIN, 1, exec_rec(20, 1, 7 * 10**9, 0, "/usr/bin/id", b"id\0"))
     assert sum("<EventID>1<" in x for x in sink.lines) == 1  # still working
@@ -286,7 +288,8 @@ def test_records_whose_content_fails_are_dropped_counted_and_reported(
     def boom(*a: object) -> None:
         raise IndexError("a builder bug")
 
-    monkeypatch.setitem(p.simple, records.FILE_CREATE.kind, (11, boom, p.simple[records.FILE_CREATE.kind][2]))
+    update, builds = p.dispatch[records.FILE_CREATE.kind]
+    monkeypatch.setitem(p.dispatch, records.FILE_CREATE.kind, (update, ((11, boom, builds[0][2]),)))
     p.on_batch(ORIGIN, 1, encode(records.FILE_CREATE, (b"x\0",)) + execs(1, 200), first_record=3)
     clock.now += 5
     p.tick()
@@ -387,3 +390,30 @@ def test_origins_are_bounded(lp: tuple[Pipeline, ListSink, Clock], monkeypatch: 
         "filterd dropped 1 malformed frame (too many origins 1)",
         "filterd dropped 5 malformed frames (too many origins 5)",
     ]
+
+
+def test_a_kind_no_event_module_consumes_is_counted_and_reported(
+    lp: tuple[Pipeline, ListSink, Clock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p, sink, clock = lp
+    monkeypatch.delitem(p.dispatch, records.FILE_CREATE.kind)  # as if no module declared it
+    p.on_batch(ORIGIN, 0, encode(records.FILE_CREATE, (b"x\0",)) + execs(1), first_record=0)
+    clock.now += 5
+    p.tick()
+    assert p.stats["unhandled_FILE_CREATE"] == 1
+    assert len(lost(sink)) == 1 and "FILE_CREATE" in lost(sink)[0]
+    assert sum("<EventID>1<" in x for x in sink.lines) == 1  # the record beside it was logged
+
+
+def test_snapshot_records_feed_the_cache_and_log_nothing(pipe: tuple[Pipeline, ListSink]) -> None:
+    p, sink = pipe
+    snap = bytearray(exec_rec(10, 1, 5 * 10**9, 0, "/usr/bin/bash", b"bash\0"))
+    snap[2] |= records.REC_F_SNAPSHOT
+    p.on_batch(ORIGIN, 0, bytes(snap))
+    assert sink.lines == [] and p.hosts[ORIGIN].cache.get(10) is not None
+
+
+def test_drain_markers_are_kept_per_origin(pipe: tuple[Pipeline, ListSink]) -> None:
+    p, sink = pipe
+    p.on_batch(ORIGIN, 0, encode(records.MARKER, token=7) + encode(records.MARKER, token=9))
+    assert p.markers == {ORIGIN: 9} and sink.lines == []

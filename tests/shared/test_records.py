@@ -50,8 +50,3 @@ def test_header_has_offset_asserts_for_every_field() -> None:
         for f in k.all_fields:
             assert f"__builtin_offsetof(struct {k.cname}, {f.name})" in text
 
-
-def test_kinds_for_events() -> None:
-    base = {records.PROCESS_EXEC.kind, records.PROCESS_EXIT.kind, records.PROCESS_FORK.kind}
-    assert records.kinds_for_events(frozenset()) == base
-    assert records.kinds_for_events(frozenset({1, 5})) == base

@@ -10,6 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from filterd.events.dns_query import DnsError, parse_answer, query_status, read_name
+from shared import records
+from shared.decode import encode
+from tests.filterd.events.records_at_hand import ACTOR_GUID, ACTOR_IMAGE, ACTOR_PID, at, event
 
 
 def answer(name: str, rrs: list[tuple[int, bytes]], rcode: int = 0) -> bytes:
@@ -123,3 +126,42 @@ def test_cname_pointing_outside_its_rdata_is_just_the_type() -> None:
     assert parse_answer(msg)[2] == "type:  5 z.a.b;"
     msg = answer("a.b", [(5, b"\x01z")])  # the name's end lies past the RDATA
     assert parse_answer(msg)[2] == "type:  5;"
+
+
+# -- the builder, from hand-built records -----------------------------------------------------------
+
+
+def dns_rec(payload: bytes, protocol: int = 17, length: int | None = None) -> bytes:
+    return encode(
+        records.DNS_PACKET, (payload,), pid=ACTOR_PID, uid=1000, family=2, protocol=protocol, sport=53,
+        dport=40000, length=len(payload) if length is None else length, time_ns=at(15),
+    )  # fmt: skip
+
+
+def test_udp_answer() -> None:
+    msg = answer("example.org", [(1, bytes([93, 184, 216, 34])), (28, bytes(15) + b"\1")])
+    assert event(22, dns_rec(msg)) == {
+        "RuleName": "",
+        "UtcTime": "2023-11-14 22:13:35.000",
+        "ProcessGuid": ACTOR_GUID,
+        "ProcessId": "4242",
+        "QueryName": "example.org",
+        "QueryStatus": "0",
+        "QueryResults": "::ffff:93.184.216.34;::1;",
+        "Image": ACTOR_IMAGE,
+        "User": "alice",
+    }
+
+
+def test_tcp_answer_read_with_its_length_prefix() -> None:
+    msg = answer("nope.test", [], rcode=3)
+    ev = event(22, dns_rec(len(msg).to_bytes(2, "big") + msg, protocol=6, length=len(msg) + 2))
+    assert ev is not None and (ev["QueryName"], ev["QueryStatus"], ev["QueryResults"]) == (
+        "nope.test",
+        "9003",
+        "",
+    )
+
+
+def test_not_an_answer_makes_no_event() -> None:
+    assert event(22, dns_rec(b"\0" * 5)) is None
