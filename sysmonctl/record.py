@@ -276,7 +276,7 @@ def _run(
 ) -> dict[str, int]:
     parser = EntryParser()
     writer: Writer | None = None
-    counts = {"frames": 0, "lost": 0, "files": 0, "bytes": 0}
+    counts = {"frames": 0, "lost": 0, "files": 0, "bytes": 0, "clean": 0}
     deadline = time.monotonic() + duration if duration is not None else None
     stop_sent = 0.0
     rotate_asked = False
@@ -303,8 +303,11 @@ def _run(
                     ended = "filterd closed the connection"
                 break
             if first and data[:1] == b"{":  # a refusal: one JSON line
-                reply = json.loads(data.split(b"\n", 1)[0])
-                raise ControlError(f"filterd refused: {reply.get('error')}")
+                try:
+                    why = json.loads(data.split(b"\n", 1)[0]).get("error")
+                except (ValueError, AttributeError):
+                    why = data[:200].decode("utf-8", "replace")
+                raise ControlError(f"filterd refused: {why}")
             first = False
             try:
                 entries = parser.feed(data)
@@ -345,6 +348,7 @@ def _run(
                 writer.write(json_entry(NOTE, {"note": "end", "by": "sysmonctl", "reason": ended or "error"}))
             writer.close()
             counts["files"] = writer.files
+    counts["clean"] = int(ended == "end")
     if not quiet:
         lost = f", {counts['lost']} frames lost (recorder too slow)" if counts["lost"] else ""
         how = "" if ended == "end" else f" ({ended})"
@@ -374,8 +378,11 @@ def events_arg(text: str) -> Any:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    record(args.control, args.file, args.max_bytes, args.keep, args.events, args.duration, args.force)
-    return 0
+    """0 when the recording ended as asked; 1 when filterd went away or a second signal cut it."""
+    counts = record(
+        args.control, args.file, args.max_bytes, args.keep, args.events, args.duration, args.force
+    )
+    return 0 if counts["clean"] else 1
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:

@@ -228,7 +228,7 @@ def test_record_rotates_on_a_fresh_state_and_stops_cleanly(
         filterd.server.path, str(path), max_bytes=8192, keep=50, events=[11], duration=1.5, quiet=True
     )
     files = parts(path)
-    assert counts["files"] == len(files) > 2 and counts["lost"] == 0
+    assert counts["files"] == len(files) > 2 and counts["lost"] == 0 and counts["clean"] == 1
     seen = 0
     for n, p in enumerate(files):
         es = list(read_part(p))
@@ -266,3 +266,13 @@ def test_size_and_events_arguments() -> None:
             record_mod.size(bad)
     with pytest.raises(Exception, match="no records"):
         record_mod.events_arg("4")
+
+
+def test_filterd_going_away_ends_the_recording_with_a_note(tmp_path: Path) -> None:
+    f = Filterd(str(tmp_path / "filterd.ctl"))
+    path = tmp_path / "r.gz"
+    threading.Timer(0.5, f.stop).start()  # filterd stops (closes its clients) while we record
+    counts = record_mod.record(f.server.path, str(path), duration=30, quiet=True)
+    assert counts["clean"] == 0 and counts["frames"] > 0
+    last = list(read_part(path))[-1]
+    assert last.info == {"note": "end", "by": "sysmonctl", "reason": "filterd closed the connection"}
