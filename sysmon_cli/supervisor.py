@@ -163,18 +163,25 @@ class Child:
         self.reaped()
 
 
-def daemon_argv(paths: Paths, debug: str | None = None, btf: str | None = None) -> dict[str, list[str]]:
-    """The command lines of both daemons, with this interpreter (not the `sysmon` symlink)."""
+def daemon_argv(
+    paths: Paths, debug: str | None = None, btf: str | None = None, config: str | None = None
+) -> dict[str, list[str]]:
+    """The command lines of both daemons, with this interpreter (not the `sysmon` symlink).
+    `config`: a file instead of the installed one (`sysmonctl run --config`), "" for filterd's
+    built-in config."""
     py = [os.path.realpath(sys.executable), "-P", "-m"]
     collector = [*py, "collector", "--endpoint", paths.endpoint, "--group", paths.user, "--user", paths.user]
     collector += ["--quiet-pid", str(os.getpid())]  # our own files (pid, status) are not events
     if btf:
         collector += ["--btf", btf]
+    if config is None:  # the installed config, as `sysmon -i` / `-c` wrote it
+        config_args = ["--config", str(paths.config), "--config-label-file", str(paths.config_label)]
+    else:
+        config_args = ["--config", config] if config else []
     filterd = [
         *py, "filterd",
         "--endpoint", paths.endpoint,
-        "--config", str(paths.config),
-        "--config-label-file", str(paths.config_label),
+        *config_args,
         "--control-socket", str(paths.run / "filterd.ctl"),
         "--state-dir", str(paths.state),
         "--syslog-socket", paths.syslog_socket,
@@ -188,9 +195,11 @@ def daemon_argv(paths: Paths, debug: str | None = None, btf: str | None = None) 
 
 
 class Supervisor:
-    def __init__(self, paths: Paths, debug: str | None = None, btf: str | None = None) -> None:
+    def __init__(
+        self, paths: Paths, debug: str | None = None, btf: str | None = None, config: str | None = None
+    ) -> None:
         self.paths = paths
-        argv = daemon_argv(paths, debug, btf)
+        argv = daemon_argv(paths, debug, btf, config)
         self.collector = Child("collector", argv["collector"])
         self.filterd = Child("filterd", argv["filterd"])
         self.env = python_env()

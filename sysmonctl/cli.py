@@ -13,12 +13,7 @@ from .client import ControlError
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sysmonctl", description="Control and inspect the Sysmon monitor.")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run collector and filterd in the foreground, printing events")
-    r.add_argument("--config", help="Sysmon XML config (default: built-in: log ProcessCreate/Terminate)")
-    r.add_argument("--endpoint", default=run_mod.DEFAULT_ENDPOINT)
-    r.add_argument("--syslog-socket", default="/dev/log")
-    r.add_argument("--state-dir", default="/var/lib/sysmon")
-    r.set_defaults(func=lambda a: run_mod.run(a.config, a.endpoint, a.syslog_socket, a.state_dir))
+    run_mod.add_subcommand(sub)
     for register in (control_cli.add_subcommands, keys.add_subcommands, rules_cli.add_subcommands,
                      record.add_subcommands, replay.add_subcommands):  # fmt: skip
         register(sub)

@@ -1,80 +1,60 @@
-"""`sysmonctl run`: both daemons in the foreground, each event's XML on the terminal and in syslog.
+"""`sysmonctl run`: the monitor in the foreground, every event's XML on the terminal and in syslog.
 
-The collector (root) starts first; filterd starts once the collector's socket exists, drops to
-the sysmon user and prints events. Ctrl-C stops filterd first (it logs event 4 Stopped), then
-the collector. Either daemon dying ends the run with its exit code.
+Not a launcher of its own: it is the `sysmon` supervisor (sysmon_cli/supervisor.py) in the
+foreground mode `sysmon -t` uses, so the start sequence, time-outs, interpreter flags, the
+collector's user and group and its watchdog are the service's. Only the config differs: the
+file given with --config, else filterd's built-in one (ProcessCreate and ProcessTerminate),
+never the installed /opt/sysmon/config.xml. Ctrl-C stops filterd first (it logs event 4
+Stopped), then the collector; a daemon that fails to start ends the run with its exit code.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-DEFAULT_ENDPOINT = "ipc:///run/sysmon/collector.sock"
+from sysmon_cli.paths import Paths
 
 
-def daemon_cmd(module: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", module, *args]
-
-
-def wait_for_socket(endpoint: str, proc: subprocess.Popen, timeout: float = 120.0) -> bool:
-    if not endpoint.startswith("ipc://"):
-        time.sleep(1.0)
-        return proc.poll() is None
-    path = Path(endpoint[len("ipc://") :])
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
+def add_subcommand(sub: argparse._SubParsersAction) -> None:
+    paths = Paths.from_env()
+    r = sub.add_parser("run", help="run collector and filterd in the foreground, printing events")
+    r.add_argument("--config", help="Sysmon XML config (default: built-in: log ProcessCreate/Terminate)")
+    r.add_argument("--syslog-socket", default=paths.syslog_socket)
+    r.add_argument("--state-dir", default=str(paths.state), help="EventRecordID and stream position")
+    r.add_argument("--run-dir", default=str(paths.run), help="collector socket, pid and status files")
+    r.add_argument("--btf", help="BTF file for kernels without /sys/kernel/btf/vmlinux")
+    r.set_defaults(func=lambda a: run(a.config, a.syslog_socket, a.state_dir, a.run_dir, a.btf))
 
 
 def run(
     config: str | None,
-    endpoint: str = DEFAULT_ENDPOINT,
-    syslog_socket: str = "/dev/log",
-    state_dir: str = "/var/lib/sysmon",
+    syslog_socket: str | None = None,
+    state_dir: str | None = None,
+    run_dir: str | None = None,
+    btf: str | None = None,
 ) -> int:
     if os.geteuid() != 0:
         print("sysmonctl run: the collector needs root", file=sys.stderr)
         return 1
-    collector = subprocess.Popen(daemon_cmd("collector", "--endpoint", endpoint))
-    if not wait_for_socket(endpoint, collector):
-        collector.terminate()
-        return collector.wait() or 1
-    args = ["--endpoint", endpoint, "--stdout", "--syslog-socket", syslog_socket, "--state-dir", state_dir]
-    if config:
-        args += ["--config", os.path.abspath(config)]
-    filterd = subprocess.Popen(daemon_cmd("filterd", *args))
-    stopping = False
+    from sysmon_cli.service import backend
+    from sysmon_cli.supervisor import Supervisor
 
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    rc = 0
-    while not stopping:
-        if filterd.poll() is not None:
-            rc = filterd.returncode
-            break
-        if collector.poll() is not None:
-            rc = collector.returncode
-            break
-        time.sleep(0.2)
-    for proc in (filterd, collector):
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    return rc
+    paths = Paths.from_env()
+    paths = paths._replace(
+        syslog_socket=syslog_socket or paths.syslog_socket,
+        state=Path(state_dir) if state_dir else paths.state,
+        run=Path(run_dir) if run_dir else paths.run,
+    )
+    if backend(paths).running():
+        print("sysmonctl run: Sysmon is already running; stop it first with 'sysmon -u'.", file=sys.stderr)
+        return 1
+    if config is not None and not os.path.isfile(config):
+        print(f"sysmonctl run: {config}: no such file", file=sys.stderr)
+        return 1
+    try:
+        return Supervisor(paths, debug="", btf=btf, config=os.path.abspath(config) if config else "").run()
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return 130
