@@ -227,9 +227,18 @@ class Daemon:
             "stats": lambda req: self.stats(),
             "reload": lambda req: self.reload(),
             "reopen": lambda req: self.reopen(),
+            "mark": lambda req: self.mark(),
             "selftest": lambda req: {"ok": True, "sandbox": self.sandbox.describe(),
                                      **selftest(self.args.state_dir)},  # hidden: proves the sandbox
         }  # fmt: skip
+
+    def mark(self) -> dict[str, Any]:
+        """Ask the collectors for a drain marker; once `stats` shows its token under `markers`
+        for an origin, every event that origin's kernel made before the request is written.
+        Tests and benchmarks wait on this instead of sleeping."""
+        token = time.time_ns()
+        self.receiver.request_marker(token)
+        return {"ok": True, "token": token}
 
     def reopen(self) -> dict[str, Any]:
         """Open the JSON file again (logrotate's postrotate: `sysmonctl reopen`; SIGHUP is reload).
@@ -288,6 +297,7 @@ class Daemon:
                       for s in self.pipeline.sinks if s is not hub},
             "tail": {"clients": len(hub.clients), "sent": hub.sent, "dropped": hub.dropped} if hub else {},
             "record": self.recorder.describe(),
+            "markers": self.pipeline.markers,
             "collectors": {o: {"hostname": h.hostname, **h.counters} for o, h in self.pipeline.hosts.items()},
         }  # fmt: skip
 

@@ -217,7 +217,11 @@ class Receiver:
         self.wants = new
 
     def request_marker(self, token: int) -> None:
-        self._subscribe(zmq.SUBSCRIBE, envelope.MARK + str(token).encode())
+        """Ask every collector for a MARKER record after a full drain (filterd/events/marker.py).
+        A one-shot request: unsubscribed at once, so no subscription is left behind."""
+        topic = envelope.MARK + str(token).encode()
+        self._subscribe(zmq.SUBSCRIBE, topic)
+        self._subscribe(zmq.UNSUBSCRIBE, topic)
 
     # -- input -------------------------------------------------------------------------------
     def handle(self, frames: list[bytes], sock: zmq.Socket | None = None) -> None:

@@ -13,7 +13,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from lxml import etree
 
 from filterd.schema import BY_ID
+from sysmonctl.client import request
 from tests.harness.daemons import Monitor
 
 pytestmark = [pytest.mark.e2e, pytest.mark.bpf]
@@ -134,7 +134,7 @@ def test_shell_redirection_creates_once(mon: Monitor) -> None:
     )
     assert p.wait() == 0
     events_of(mon, 11, p.pid)
-    time.sleep(1)  # time for a wrong second event to show up
+    mon.drain()  # a wrong second event would be in by now
     ev = [e for e in events_of(mon, 11, p.pid) if e["TargetFilename"] == target]
     assert len(ev) == 1
     assert ev[0]["Image"] == "/usr/bin/bash"
@@ -184,7 +184,7 @@ def test_udp_send_and_receive_once_per_flow(mon: Monitor) -> None:
         "    for _ in range(5): r.recvfrom(16)\n"
     )
     pid = run_child(code)
-    time.sleep(0.5)
+    mon.drain()  # all of them: a flow reported twice would show
     evs = [e for e in events_of(mon, 3, pid, 4) if e["Protocol"] == "udp"]
     assert len(evs) == 4, evs  # v4/v6 x send/receive, each once despite 5 datagrams
     sends = [e for e in evs if e["Initiated"] == "true"]
@@ -220,7 +220,7 @@ def test_process_access_ptrace_attach(mon: Monitor) -> None:
         "pid = os.fork()\n"
         "if pid == 0:\n"
         "    os.execv('/usr/bin/sleep', ['sleep', '5'])\n"
-        "time.sleep(0.3)\n"
+        "while os.readlink(f'/proc/{pid}/exe') != '/usr/bin/sleep': time.sleep(0.01)\n"  # exec'd
         "libc = ctypes.CDLL(None, use_errno=True)\n"
         "assert libc.ptrace(16, pid, 0, 0) == 0\n"
         "os.waitpid(pid, 0)\n"
@@ -375,12 +375,22 @@ def test_dns_query_over_tcp(mon: Monitor, tmp_path: Path) -> None:
 
 
 def kernel_emitted(mon: Monitor) -> dict[int, int]:
-    hosts = mon.stats().get("hosts", {})
+    """Per-kind kernel counters of the newest host context filterd has (control `stats`)."""
     out: dict[int, int] = {}
-    for h in hosts.values():
-        for k, v in h.get("kernel_emitted", {}).items():
+    for c in request(mon.control, "stats")["collectors"].values():
+        for k, v in c.get("kernel_emitted", {}).items():
             out[int(k)] = out.get(int(k), 0) + v
     return out
+
+
+def counters_after_drain(mon: Monitor) -> dict[int, int]:
+    """Kernel counters that include everything done before the call: after a drain marker, the
+    next heartbeat (a larger collector uptime) was sent after the marker, so it counts it all."""
+    mon.drain()
+    uptime = lambda: max(c["uptime_s"] for c in request(mon.control, "status")["collectors"].values())  # noqa: E731
+    seen = uptime()
+    mon._wait(lambda: uptime() > seen, 15, "a heartbeat after the drain marker")
+    return kernel_emitted(mon)
 
 
 def test_disabled_event_types_cost_nothing_in_the_kernel() -> None:
@@ -397,8 +407,7 @@ def test_disabled_event_types_cost_nothing_in_the_kernel() -> None:
             "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'x', ('127.0.0.1', 9))\n"
         )
         run_child(code)
-        time.sleep(4.5)  # two heartbeats carry the kernel counters
-        after = kernel_emitted(m)
+        after = counters_after_drain(m)
         for kind in (4, 5, 6, 7, 8, 9, 10):
             assert after.get(kind, 0) == before.get(kind, 0) == 0, (kind, after)
         assert after[1] > before.get(1, 0)  # exec records still flow

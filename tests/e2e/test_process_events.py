@@ -73,7 +73,7 @@ def test_marker_process_every_field(monitor: Monitor, tmp_path: Path) -> None:
     marker = f"marker-{uuid.uuid4().hex}"
     workdir = tmp_path
     proc = subprocess.Popen([marker, "0.5"], executable="/usr/bin/sleep", cwd=workdir)
-    time.sleep(0.1)
+    monitor._wait(lambda: cmdline(proc.pid).startswith(marker), 10, "the marker's exec")  # /proc shows it
     expected_guids = guid_for(proc.pid)
     started = (
         boot_epoch() + int(Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]) / TICK
@@ -183,8 +183,7 @@ def test_garbage_to_collector_socket_is_counted_and_changes_nothing(monitor: Mon
     # 2. a ZeroMQ peer sending nonsense subscription messages
     ctx = zmq.Context.instance()
     x = ctx.socket(zmq.XSUB)
-    x.connect(monitor.endpoint)
-    time.sleep(0.2)
+    x.connect(monitor.endpoint)  # messages wait in the pipe until the connection is up
     for msg in (
         b"",
         b"\x07nonsense",
@@ -195,8 +194,7 @@ def test_garbage_to_collector_socket_is_counted_and_changes_nothing(monitor: Mon
         b"\x00never-subscribed",
     ):
         x.send(msg)
-    time.sleep(0.5)
-    x.close(0)
+    x.close(linger=10_000)  # returns once they are all sent
     # the collector is alive, counted the bad ones, and still delivers events
     assert monitor.collector is not None and monitor.collector.poll() is None
     marker = f"after-garbage-{uuid.uuid4().hex}"

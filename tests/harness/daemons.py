@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,13 @@ def remove_pins(pin_dir: str) -> None:
     from collector.pins import remove_tree
 
     remove_tree(Path(pin_dir))
+
+
+DRAIN_SENTINEL = "sysmon-test-drain-"  # Monitor.drain()'s own syslog lines, left out of events()
+
+
+def _events(lines: list[str]) -> list[str]:
+    return [x for x in lines if not x.startswith(DRAIN_SENTINEL)]
 
 
 class Monitor:
@@ -131,10 +139,28 @@ class Monitor:
             return {}
 
     def events(self) -> list[str]:
-        return self.rsyslog.lines("msg")
+        return _events(self.rsyslog.lines("msg"))
 
     def wait_events(self, predicate: Callable[[list[str]], bool], timeout: float = 15.0) -> list[str]:
-        return self.rsyslog.wait_for(predicate, timeout=timeout)
+        return _events(self.rsyslog.wait_for(lambda ls: predicate(_events(ls)), timeout=timeout))
+
+    def drain(self, timeout: float = 30.0) -> list[str]:
+        """Wait until every event of what the kernel saw before this call is in rsyslog's file;
+        return the events. filterd asks the collector for a drain marker (control request
+        `mark`); once filterd has handled it (its `markers` in `stats`), every event before it has
+        been sent to rsyslog; then a sentinel datagram sent after them shows up in the file after
+        them (one socket, one queue worker). A test that must see that something did NOT happen
+        waits on this, never on a sleep."""
+        from sysmonctl.client import request
+
+        token = request(self.control, "mark")["token"]
+        handled = lambda: token in request(self.control, "stats").get("markers", {}).values()  # noqa: E731
+        self._wait(handled, timeout, "drain marker")
+        sentinel = f"{DRAIN_SENTINEL}{token}"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(f"<14>{sentinel}: {sentinel}".encode(), self.rsyslog.socket_path)
+        lines = self.rsyslog.wait_for(lambda ls: sentinel in ls, timeout=timeout)
+        return _events(lines)
 
     def stop(self) -> None:
         for proc in (self.filterd, self.collector):

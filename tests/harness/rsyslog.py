@@ -67,6 +67,7 @@ $MaxMessageSize {self.max_message_size}
 global(workDirectory="{self.work_dir}"
        processInternalMessages="on"
        parser.escapeControlCharactersOnReceive="{esc}")
+main_queue(queue.workerThreads="1")  # messages reach the files in the order they arrived
 module(load="imuxsock" SysSock.Use="off")
 input(type="imuxsock" Socket="{self.socket_path}" CreatePath="on" RateLimit.Interval="0")
 
