@@ -40,9 +40,8 @@ ProcessCreate = event_data(
     IntegrityLevel="no level",
     groups={"Parent": ("ParentProcessGuid", "ParentImage", "ParentCommandLine", "ParentUser")},
 )
-NO_PARENT = ProcessCreate.Parent(
-    ParentProcessGuid=ZERO_GUID, ParentImage="", ParentCommandLine="", ParentUser=""
-)
+Parent = ProcessCreate.Parent  # the parent's four fields, one argument (see event_data's groups)
+NO_PARENT = Parent(ParentProcessGuid=ZERO_GUID, ParentImage="", ParentCommandLine="", ParentUser="")
 
 
 def command_line(raw: bytes) -> str:
@@ -76,7 +75,7 @@ def build(host: HostState, v: tuple, strings: tuple[bytes, ...], opts: Options, 
     tty = 0 if v[FLAGS] & records.REC_F_NO_TTY else v[TTY]
     parent = host.cache.get(v[PPID], v[PSTART])
     if parent is not None:
-        parent_fields = ProcessCreate.Parent(
+        parent_fields = Parent(
             ParentProcessGuid=parent.guid,
             ParentImage=parent.image,
             ParentCommandLine=parent.command_line,
