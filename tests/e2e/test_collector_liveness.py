@@ -36,7 +36,7 @@ def test_a_stopped_collector_is_reported_silent_then_resumed(mon: Monitor) -> No
     lines = mon.wait_events(lambda ls: any(i == "CollectorSilent" for i, _ in health(ls)), timeout=20)
     (silent,) = [d for i, d in health(lines) if i == "CollectorSilent"]
     assert re.fullmatch(r"no heartbeat from the collector of \S+ for \d+\.\d s", silent), silent
-    assert float(silent.split()[-2]) > 6.0
+    assert float(silent.split()[-2]) >= 6.0  # printed to 0.1 s: the threshold itself may show
     mon.collector.send_signal(signal.SIGCONT)
     lines = mon.wait_events(lambda ls: any(i == "CollectorResumed" for i, _ in health(ls)), timeout=20)
     (resumed,) = [d for i, d in health(lines) if i == "CollectorResumed"]
