@@ -293,7 +293,7 @@ class Daemon:
             "ok": True,
             "filterd": dict(self.pipeline.stats),
             "rule_hits": dict(self.pipeline.rule_hits),
-            "sinks": {type(s).__name__: {"sent": getattr(s, "sent", 0), "dropped": getattr(s, "dropped", 0)}
+            "sinks": {type(s).__name__: {"sent": s.sent, "dropped": s.dropped}
                       for s in self.pipeline.sinks if s is not hub},
             "tail": {"clients": len(hub.clients), "sent": hub.sent, "dropped": hub.dropped} if hub else {},
             "record": self.recorder.describe(),
@@ -324,7 +324,7 @@ class Daemon:
             "markers": self.pipeline.markers,
             "hosts": {o: h.counters for o, h in self.pipeline.hosts.items()},
             "sinks": {
-                type(s).__name__: {"sent": getattr(s, "sent", 0), "dropped": getattr(s, "dropped", 0)}
+                type(s).__name__: {"sent": s.sent, "dropped": s.dropped}
                 for s in self.pipeline.sinks
             },
         }

@@ -293,7 +293,7 @@ def collect_filterd(f: Families, pipeline: Any, sinks: Iterable[Any], tail: Any 
     f.add("sysmon_events_written_total", s["written"])
     for sink in sinks:
         name = type(sink).__name__.removesuffix("Sink").lower() or "sink"
-        sent, dropped = getattr(sink, "sent", 0), getattr(sink, "dropped", 0)
+        sent, dropped = sink.sent, sink.dropped
         f.add("sysmon_events_sent_total", sent if type(sent) is int else 0, (("sink", name),))
         f.add(
             "sysmon_events_dropped_total",

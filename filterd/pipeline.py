@@ -41,7 +41,7 @@ from filterd.render.timefmt import utc_time
 from filterd.render.xml import SystemHeader, render_event
 from filterd.rules import rule_set
 from filterd.schema import BY_ID
-from filterd.sink import Sink
+from filterd.sink import Sink, ValueSink
 from filterd.state.hosts import MAX_PARKED_BATCHES, MAX_PARKED_BYTES, HostState, Parked
 from filterd.state.record_id import RecordIdCounter
 from filterd.state.streams import Stream, StreamTable
@@ -81,7 +81,7 @@ class Pipeline:
     def __init__(
         self,
         config: Config,
-        sinks: Sequence[Sink],
+        sinks: Sequence[Sink | ValueSink],
         record_ids: RecordIdCounter,
         *,
         state_dir: str | os.PathLike[str] | None = None,
@@ -99,7 +99,7 @@ class Pipeline:
         self._out: list[str] = []  # rendered events of the batch being processed
         # the same events as values, for sinks that render their own format (send_events: JSON)
         self._events: list[tuple[Any, ...]] = []
-        self._by_values = any(hasattr(s, "send_events") for s in sinks)
+        self._by_values = any(isinstance(s, ValueSink) for s in sinks)
         self.parked_bytes = 0  # batches of all origins waiting for their host context
         self.local_header = SystemHeader(socket.gethostname(), os.getpid(), os.getpid(), 0)
         self.clock = clock
@@ -135,16 +135,10 @@ class Pipeline:
         if not out:
             return
         for sink in self.sinks:
-            by_values = getattr(sink, "send_events", None)
-            if by_values is not None:
-                by_values(events)
-                continue
-            many = getattr(sink, "send_many", None)
-            if many is not None:
-                many(out)
+            if isinstance(sink, ValueSink):
+                sink.send_events(events)
             else:
-                for xml in out:
-                    sink.send(xml)
+                sink.send_many(out)
 
     def filtered(self, event_id: int, matcher: Any, values: EventData, header: SystemHeader) -> None:
         include, rule_name = matcher.decide(values)
@@ -192,12 +186,27 @@ class Pipeline:
                 self.loss.add(SINK, name, now - self._sink_dropped[i], note=str(err) if err else "")
             self._sink_dropped[i] = now
         self.watch.tick()
+        self.expire()
         self.loss.flush()
 
+    def expire(self) -> None:
+        """Events of state left waiting whose time ran out (registry.Expires: unanswered DNS queries)."""
+        now = self.clock()
+        for h in self.hosts.values():
+            header = self.headers.get(h.origin)
+            for x in REGISTRY.expires:
+                due, evicted = x.expire(h, now)
+                if evicted:
+                    self.stats[f"pending_evicted_{x.event_id}"] += evicted
+                if due and header is not None and x.event_id in self.enabled:
+                    matcher = self.rules.matcher(x.event_id)
+                    for values in due:
+                        self.filtered(x.event_id, matcher, values, header)
+        self.flush()
+
     @staticmethod
-    def _dropped(sink: Any) -> int:
-        d = getattr(sink, "dropped", 0)
-        return d if type(d) is int else 0
+    def _dropped(sink: Sink | ValueSink) -> int:
+        return sink.dropped
 
     # -- input -----------------------------------------------------------------------------
     def host(self, origin: str) -> HostState | None:
@@ -382,7 +391,7 @@ class Pipeline:
                         values = build(h, v, strings, opts, state)
                         if values is None:
                             stats[f"unparsed_{spec.name}"] += 1
-                        else:
+                        elif values:  # empty: kept for later (Expires), nothing to log now
                             self.filtered(eid, matcher, values, header)
                 except UnknownKind:
                     stats["UnknownKind"] += 1

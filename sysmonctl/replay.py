@@ -98,9 +98,6 @@ class _Out:
 
 
 class XmlOut(_Out):
-    def send(self, xml: str) -> None:
-        self.send_many((xml,))
-
     def send_many(self, xmls: Sequence[str]) -> None:
         for xml in xmls:
             a = xml.find("<EventID>")
@@ -119,8 +116,7 @@ class XmlOut(_Out):
 
 
 class JsonOut(_Out):
-    def send(self, xml: str) -> None:
-        """Sink protocol: rendered from values (send_events), never from XML."""
+    """A ValueSink: renders from the values (send_events), never from XML."""
 
     def send_events(self, events: Iterable[tuple[Any, ...]]) -> None:
         for etype, values, header, record_id, now_ns in events:

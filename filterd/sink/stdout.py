@@ -34,6 +34,10 @@ class StdoutSink:
             return
         self.sent += 1
 
+    def send_many(self, xmls: list[str]) -> None:
+        for x in xmls:
+            self.send(x)
+
     def close(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             self._stream.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from filterd.liveness import RESUMED, SILENT, CollectorWatch
+from tests.harness.sinks import ListSink
 
 
 class Clock:
@@ -102,16 +103,11 @@ def test_through_the_pipeline(tmp_path) -> None:  # noqa: ANN001
     from filterd.pipeline import Pipeline
     from filterd.state.record_id import RecordIdCounter
 
-    clock, lines = Clock(), []
+    clock = Clock()
 
-    class Sink:
-        def send(self, xml: str) -> None:
-            lines.append(xml)
-
-        def close(self) -> None:
-            pass
-
-    p = Pipeline(default_config(), [Sink()], RecordIdCounter(tmp_path / "eventId"), clock=clock)
+    sink = ListSink()
+    lines = sink.lines
+    p = Pipeline(default_config(), [sink], RecordIdCounter(tmp_path / "eventId"), clock=clock)
     p.on_host("o", {"hostname": "h1", "progress": 1, "heartbeat_s": 2.0})
     clock.now += 7
     p.tick()

@@ -65,7 +65,7 @@ class FakeSink:
     def __init__(self, sent: int, dropped: int) -> None:
         self.sent, self.dropped = sent, dropped
 
-    def send(self, xml: str) -> None:
+    def send_many(self, xmls: list[str]) -> None:
         pass
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ from filterd.state.record_id import RecordIdCounter
 from shared import envelope, records
 from shared.decode import encode, split_path
 from shared.version import WIRE_VERSION
+from tests.harness.sinks import ListSink
 
 ORIGIN = "m/b"
 HOST = {
@@ -30,17 +31,6 @@ HOST = {
     "logins": [],
     "collector_pid": 42,
 }
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def send(self, xml: str) -> None:
-        self.lines.append(xml)
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture

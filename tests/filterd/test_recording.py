@@ -38,6 +38,7 @@ from filterd.recording import (
 )
 from shared import envelope, records
 from shared.decode import encode, split_path
+from tests.harness.sinks import ListSink
 
 ORIGIN = "m/b"
 HOST = {
@@ -139,17 +140,6 @@ def test_parse_events() -> None:
 
 
 # -- the state group -----------------------------------------------------------------------------
-class ListSink:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def send(self, xml: str) -> None:
-        self.lines.append(xml)
-
-    def close(self) -> None:
-        pass
-
-
 class Ids:
     def __init__(self) -> None:
         self.n = 0

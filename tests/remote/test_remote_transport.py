@@ -28,6 +28,7 @@ from shared import envelope, records
 from shared.curve import CurveError, KeyPair, load_secret
 from shared.decode import encode, split_path
 from sysmonctl.keys import make_pair
+from tests.harness.sinks import ListSink
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,21 +55,10 @@ def keys(tmp_path: Path) -> Keys:
     return Keys(load_secret(csec), cpub, csec, clients, load_secret(fsec), fsec, load_secret(ssec))
 
 
-class Capture:
-    def __init__(self) -> None:
-        self.xml: list[str] = []
-
-    def send(self, xml: str) -> None:
-        self.xml.append(xml)
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
 def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
     ids = RecordIdCounter(tmp_path / "eventId")
-    yield Pipeline(default_config(), [Capture()], ids)
+    yield Pipeline(default_config(), [ListSink()], ids)
     ids.close()
 
 
@@ -336,11 +326,11 @@ def test_each_origin_keeps_its_computer_guids_and_users(keys: Keys, tmp_path: Pa
             p.send_batch(0, 0, 1, exec_record(marker))
         sink = pipeline.sinks[0]
         deadline = time.monotonic() + 10
-        while sum(marker in x for x in sink.xml) < 3:
-            assert time.monotonic() < deadline, sink.xml
+        while sum(marker in x for x in sink.lines) < 3:
+            assert time.monotonic() < deadline, sink.lines
             r.poll(10)
         seen = {}
-        for x in (x for x in sink.xml if marker in x):
+        for x in (x for x in sink.lines if marker in x):
             root = etree.fromstring(x.encode())
             data = {e.get("Name"): e.text for e in root.find("EventData")}
             seen[root.find("System").find("Computer").text] = data
