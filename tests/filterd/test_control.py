@@ -109,7 +109,7 @@ def test_oversized_and_silent_clients_are_cut_off(loop: Loop, monkeypatch: pytes
 def test_client_limit(loop: Loop) -> None:
     held = [connect(loop) for _ in range(control.MAX_CLIENTS)]
     try:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30  # a wait, not a speed test: the machine may be busy
         while loop.call(lambda: len(loop.server.clients)) < control.MAX_CLIENTS:
             assert time.monotonic() < deadline
             time.sleep(0.01)
