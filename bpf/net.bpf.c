@@ -12,8 +12,10 @@
  *    queued later from softirq is still attributed right.
  *  - UDP receives and DNS answers are seen at the exit of recvfrom()/recvmsg() in the reading
  *    process (skb_copy_datagram_iovec does not fire for UDP on current kernels, and the
- *    datagram is freed without consume_skb). recvmmsg() is not covered yet. DNS answers over
- *    TCP are read with read() or recv*() on a socket connected to port 53.
+ *    datagram is freed without consume_skb); recvmmsg() likewise, its first MMSG_MAX messages.
+ *    DNS answers over TCP are read with read() or recv*() on a socket connected to port 53.
+ *  - DNS queries (UDP to port 53) are kept at the entry of sendto/sendmsg/sendmmsg (glibc sends
+ *    A and AAAA together with sendmmsg), so filterd can report the ones never answered.
  *  - UDP flows are reported once per (process, direction, 5-tuple) per 30 minutes (upstream's
  *    UDP_REPORT_INTERVAL); that state lives here so repeated datagrams cost no ring space.
  */
@@ -152,10 +154,73 @@ static __always_inline int on_accept_exit(long ret)
 TRACEPOINT_PROBE(syscalls, sys_exit_accept) { return on_accept_exit(args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_exit_accept4) { return on_accept_exit(args->ret); }
 
-/* Remember which process is sending on a UDP socket, before its packets are queued. */
-static __always_inline int on_send_enter(long fd)
+struct user_msghdr_head {
+    __u64 msg_name;
+    __u32 msg_namelen;
+    __u32 _pad;
+    __u64 msg_iov;
+};
+struct iovec_head {
+    __u64 base;
+    __u64 len;
+};
+#define MMSGHDR_SIZE 64 /* struct user_msghdr (56) + unsigned int msg_len, padded */
+#define MMSG_MAX 4      /* messages of one sendmmsg/recvmmsg looked at */
+
+/* A DNS message the process sent or read, with its first DNS_MAX bytes. */
+static __always_inline void emit_dns(__u64 id, __u32 uid, __u16 family, __u8 proto, __u8 outbound, __u16 sport,
+                                     __u16 dport, __u64 length, __u64 buf)
 {
-    if (!kind_enabled(KIND_NET_CONNECT))
+    if (length < 12)
+        return;
+    struct scratch_buf *s = get_scratch();
+    if (!s)
+        return;
+    struct rec_dns_packet *r = (void *)s->data;
+    fill_header(r, KIND_DNS_PACKET, id >> 32, (__u32)id);
+    r->uid = uid;
+    r->family = family;
+    r->protocol = proto;
+    r->outbound = outbound;
+    r->sport = sport;
+    r->dport = dport;
+    r->length = length;
+    __u32 len = length > DNS_MAX ? DNS_MAX : length;
+    asm volatile("" : "+r"(len)); /* keep the mask below where the verifier can see it */
+    len &= DNS_MAX * 2 - 1;
+    if (len == 0 || bpf_probe_read_user(s->data + sizeof(*r), len, (void *)buf))
+        return;
+    r->payload_len = len;
+    r->size = sizeof(*r) + len;
+    submit(r, sizeof(*r) + len, KIND_DNS_PACKET);
+}
+
+/* A query leaving on a UDP socket: kept when its peer (the connected one, or the sockaddr
+ * given with this message) is port 53. sockaddr_in and sockaddr_in6 both keep the port at 2. */
+static __always_inline void dns_query_out(struct sysmon_offsets *o, void *sock, __u64 id, __u32 uid,
+                                          __u16 peer, __u64 buf, __u64 len, __u64 uaddr)
+{
+    if (!peer && uaddr) {
+        __u16 sin[2] = {};
+        bpf_probe_read_user(sin, sizeof(sin), (void *)uaddr);
+        peer = be16(sin[1]);
+    }
+    if (peer != DNS_PORT)
+        return;
+    emit_dns(id, uid, read_u16(sock, o->sk_family), IPPROTO_UDP, 1, read_u16(sock, o->sk_num), peer, len, buf);
+}
+
+#define SEND_TO 1
+#define SEND_MSG 2
+#define SEND_MMSG 3
+
+/* Remember which process is sending on a UDP socket, before its packets are queued; and keep
+ * the DNS queries it sends (a query never answered is reported by filterd as a timeout).
+ * `p` is the buffer (sendto), the user_msghdr (sendmsg) or the mmsghdr array (sendmmsg). */
+static __always_inline int on_send_enter(long fd, __u64 p, __u64 len, __u64 uaddr, __u32 how)
+{
+    int net = kind_enabled(KIND_NET_CONNECT), dns = kind_enabled(KIND_DNS_PACKET);
+    if (!net && !dns)
         return 0;
     struct sysmon_offsets *o = get_offsets();
     if (!o)
@@ -164,16 +229,46 @@ static __always_inline int on_send_enter(long fd)
     void *sock = read_ptr(read_ptr(fd_file(o, task, fd), o->file_private_data), o->socket_sk);
     if (!sock || read_u16(sock, o->sk_protocol) != IPPROTO_UDP)
         return 0;
-    __u64 key = (__u64)sock;
     __u64 id = bpf_get_current_pid_tgid();
-    struct owner w = {id >> 32, (__u32)id, current_uid(o, task), 0};
-    udp_owner.update(&key, &w);
+    __u32 uid = current_uid(o, task);
+    if (net) {
+        __u64 key = (__u64)sock;
+        struct owner w = {id >> 32, (__u32)id, uid, 0};
+        udp_owner.update(&key, &w);
+    }
+    __u16 peer = be16(read_u16(sock, o->sk_dport));
+    if (!dns || (peer && peer != DNS_PORT))
+        return 0;
+    if (how == SEND_TO) {
+        dns_query_out(o, sock, id, uid, peer, p, len, uaddr);
+        return 0;
+    }
+    __u32 n = how == SEND_MSG ? 1 : (__u32)len;
+    for (__u32 i = 0; i < MMSG_MAX; i++) {
+        if (i >= n)
+            break;
+        struct user_msghdr_head m = {};
+        struct iovec_head iov = {};
+        if (bpf_probe_read_user(&m, sizeof(m), (void *)(p + i * MMSGHDR_SIZE)) ||
+            bpf_probe_read_user(&iov, sizeof(iov), (void *)m.msg_iov))
+            break;
+        dns_query_out(o, sock, id, uid, peer, iov.base, iov.len, m.msg_name);
+    }
     return 0;
 }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_sendto) { return on_send_enter(args->fd); }
-TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg) { return on_send_enter(args->fd); }
-TRACEPOINT_PROBE(syscalls, sys_enter_sendmmsg) { return on_send_enter(args->fd); }
+/* format: int fd; void *buff; size_t len; unsigned int flags; struct sockaddr *addr; int addr_len; */
+TRACEPOINT_PROBE(syscalls, sys_enter_sendto)
+{
+    return on_send_enter(args->fd, (__u64)args->buff, args->len, (__u64)args->addr, SEND_TO);
+}
+/* format: int fd; struct user_msghdr *msg; unsigned int flags; */
+TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg) { return on_send_enter(args->fd, (__u64)args->msg, 1, 0, SEND_MSG); }
+/* format: int fd; struct mmsghdr *mmsg; unsigned int vlen; unsigned int flags; */
+TRACEPOINT_PROBE(syscalls, sys_enter_sendmmsg)
+{
+    return on_send_enter(args->fd, (__u64)args->mmsg, args->vlen, 0, SEND_MMSG);
+}
 
 /* Parsed IP + transport header of an skb. */
 struct pkt {
@@ -285,6 +380,7 @@ TRACEPOINT_PROBE(net, net_dev_queue)
 #define RECV_FROM 1
 #define RECV_MSG 2
 #define RECV_READ 3
+#define RECV_MMSG 4
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 
@@ -307,6 +403,12 @@ TRACEPOINT_PROBE(syscalls, sys_enter_recvfrom)
 /* format: int fd; struct user_msghdr *msg; unsigned int flags; */
 TRACEPOINT_PROBE(syscalls, sys_enter_recvmsg) { return on_recv_enter(args->fd, (__u64)args->msg, 0, RECV_MSG); }
 
+/* format: int fd; struct mmsghdr *mmsg; unsigned int vlen; unsigned int flags; struct __kernel_timespec *timeout; */
+TRACEPOINT_PROBE(syscalls, sys_enter_recvmmsg)
+{
+    return on_recv_enter(args->fd, (__u64)args->mmsg, 0, RECV_MMSG);
+}
+
 /* read() matters only for DNS over TCP (glibc reads the answer with read()): kept only for a
  * socket whose peer is port 53, so other reads cost a descriptor lookup and nothing more.
  * format: unsigned int fd; char *buf; size_t count; */
@@ -327,12 +429,32 @@ TRACEPOINT_PROBE(syscalls, sys_enter_read)
     return on_recv_enter(args->fd, (__u64)args->buf, 0, RECV_READ);
 }
 
-struct user_msghdr_head {
-    __u64 msg_name;
-    __u32 msg_namelen;
-    __u32 _pad;
-    __u64 msg_iov;
-};
+/* One received message: `base` holds the socket's own side (and its connected peer, if any);
+ * an unconnected socket's peer is read from the sockaddr the kernel wrote for the process. */
+static __always_inline void recv_one(struct pkt *base, __u64 id, __u32 uid, __u64 how, __u64 buf, __u64 uaddr,
+                                     __u64 ret)
+{
+    struct pkt p = *base;
+    if (!p.sport && uaddr) {
+        if (p.family == AF_INET) { /* sockaddr_in {family, port, addr} */
+            __u16 sin[4] = {};
+            bpf_probe_read_user(sin, sizeof(sin), (void *)uaddr);
+            p.sport = be16(sin[1]);
+            addr4(&p.saddr_hi, &p.saddr_lo, sin[2] | ((__u32)sin[3] << 16));
+        } else { /* sockaddr_in6 {family, port, flowinfo, addr[16]} */
+            __u8 sin6[24] = {};
+            bpf_probe_read_user(sin6, sizeof(sin6), (void *)uaddr);
+            p.sport = ((__u16)sin6[2] << 8) | sin6[3];
+            __builtin_memcpy(&p.saddr_hi, sin6 + 8, 8);
+            __builtin_memcpy(&p.saddr_lo, sin6 + 16, 8);
+        }
+    }
+    /* Source = the remote sender, Destination = this host, as upstream reports receives */
+    if (p.protocol == IPPROTO_UDP && how != RECV_READ && kind_enabled(KIND_NET_CONNECT))
+        udp_flow(&p, id >> 32, (__u32)id, uid, 0);
+    if (p.sport == DNS_PORT && kind_enabled(KIND_DNS_PACKET))
+        emit_dns(id, uid, p.family, p.protocol, 0, p.sport, p.dport, ret, buf);
+}
 
 static __always_inline int on_recv_exit(long ret)
 {
@@ -350,74 +472,47 @@ static __always_inline int on_recv_exit(long ret)
     __u16 proto = sock ? read_u16(sock, o->sk_protocol) : 0;
     if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
         return 0;
-    __u64 buf = a.b, uaddr = a.c;
-    if (a.d == RECV_MSG) {
-        struct user_msghdr_head m = {};
-        if (bpf_probe_read_user(&m, sizeof(m), (void *)a.b))
-            return 0;
-        uaddr = m.msg_name;
-        bpf_probe_read_user(&buf, sizeof(buf), (void *)m.msg_iov); /* iov[0].iov_base */
-    }
     struct pkt p = {};
     p.family = read_u16(sock, o->sk_family);
     p.protocol = proto;
     p.dport = read_u16(sock, o->sk_num);
-    __u16 peer_port = be16(read_u16(sock, o->sk_dport));
+    p.sport = be16(read_u16(sock, o->sk_dport));
     if (p.family == AF_INET) {
-        __u32 peer = read_u32(sock, o->sk_daddr, 0);
         addr4(&p.daddr_hi, &p.daddr_lo, read_u32(sock, o->sk_rcv_saddr, 0));
-        if (!peer_port && uaddr) { /* unconnected: sockaddr_in {family, port, addr} */
-            __u16 sin[4] = {};
-            bpf_probe_read_user(sin, sizeof(sin), (void *)uaddr);
-            peer_port = be16(sin[1]);
-            peer = sin[2] | ((__u32)sin[3] << 16);
-        }
-        addr4(&p.saddr_hi, &p.saddr_lo, peer);
+        addr4(&p.saddr_hi, &p.saddr_lo, read_u32(sock, o->sk_daddr, 0));
     } else if (p.family == AF_INET6) {
         p.daddr_hi = read_u64(sock, o->sk_v6_rcv_saddr);
         p.daddr_lo = read_u64(sock, o->sk_v6_rcv_saddr + 8);
         p.saddr_hi = read_u64(sock, o->sk_v6_daddr);
         p.saddr_lo = read_u64(sock, o->sk_v6_daddr + 8);
-        if (!peer_port && uaddr) { /* sockaddr_in6 {family, port, flowinfo, addr[16]} */
-            __u8 sin6[24] = {};
-            bpf_probe_read_user(sin6, sizeof(sin6), (void *)uaddr);
-            peer_port = ((__u16)sin6[2] << 8) | sin6[3];
-            __builtin_memcpy(&p.saddr_hi, sin6 + 8, 8);
-            __builtin_memcpy(&p.saddr_lo, sin6 + 16, 8);
-        }
     } else {
         return 0;
     }
-    p.sport = peer_port;
     __u32 uid = current_uid(o, task);
-    /* Source = the remote sender, Destination = this host, as upstream reports receives */
-    if (proto == IPPROTO_UDP && a.d != RECV_READ && kind_enabled(KIND_NET_CONNECT))
-        udp_flow(&p, id >> 32, (__u32)id, uid, 0);
-    if (peer_port != DNS_PORT || ret < 12 || !kind_enabled(KIND_DNS_PACKET))
+    if (a.d == RECV_FROM || a.d == RECV_READ) {
+        recv_one(&p, id, uid, a.d, a.b, a.c, ret);
         return 0;
-    struct scratch_buf *s = get_scratch();
-    if (!s)
-        return 0;
-    struct rec_dns_packet *r = (void *)s->data;
-    fill_header(r, KIND_DNS_PACKET, id >> 32, (__u32)id);
-    r->uid = uid;
-    r->family = p.family;
-    r->protocol = proto;
-    r->outbound = 0;
-    r->sport = p.sport;
-    r->dport = p.dport;
-    r->length = ret;
-    __u32 len = ret > DNS_MAX ? DNS_MAX : ret;
-    asm volatile("" : "+r"(len)); /* keep the mask below where the verifier can see it */
-    len &= DNS_MAX * 2 - 1;
-    if (len == 0 || bpf_probe_read_user(s->data + sizeof(*r), len, (void *)buf))
-        return 0;
-    r->payload_len = len;
-    r->size = sizeof(*r) + len;
-    submit(r, sizeof(*r) + len, KIND_DNS_PACKET);
+    }
+    /* recvmsg: one user_msghdr; recvmmsg: `ret` mmsghdrs, each with its msg_len */
+    __u32 n = a.d == RECV_MSG ? 1 : (__u32)ret;
+    for (__u32 i = 0; i < MMSG_MAX; i++) {
+        if (i >= n)
+            break;
+        __u64 at = a.b + i * MMSGHDR_SIZE;
+        struct user_msghdr_head m = {};
+        __u64 buf = 0;
+        __u32 got = (__u32)ret;
+        if (bpf_probe_read_user(&m, sizeof(m), (void *)at) ||
+            bpf_probe_read_user(&buf, sizeof(buf), (void *)m.msg_iov)) /* iov[0].iov_base */
+            break;
+        if (a.d == RECV_MMSG && bpf_probe_read_user(&got, sizeof(got), (void *)(at + 56)))
+            break;
+        recv_one(&p, id, uid, a.d, buf, m.msg_name, got);
+    }
     return 0;
 }
 
 TRACEPOINT_PROBE(syscalls, sys_exit_recvfrom) { return on_recv_exit(args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg) { return on_recv_exit(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_recvmmsg) { return on_recv_exit(args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_exit_read) { return on_recv_exit(args->ret); }

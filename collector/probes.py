@@ -60,10 +60,14 @@ PROBES: tuple[Probe, ...] = (
     Probe(
         "net.bpf.c",
         (Hook("sock:inet_sock_set_state", False, (NET,)), Hook("net:net_dev_queue", False, (NET,)))
+        + _syscalls("sys_exit_accept sys_exit_accept4", (NET,))
+        # sends: UDP flow owners (NET) and DNS queries, so unanswered ones are reported (DNS)
+        + _syscalls("sys_enter_sendto sys_enter_sendmsg sys_enter_sendmmsg", (NET, DNS))
         + _syscalls(
-            "sys_exit_accept sys_exit_accept4 sys_enter_sendto sys_enter_sendmsg sys_enter_sendmmsg", (NET,)
+            "sys_enter_recvfrom sys_enter_recvmsg sys_enter_recvmmsg "
+            "sys_exit_recvfrom sys_exit_recvmsg sys_exit_recvmmsg",
+            (NET, DNS),
         )
-        + _syscalls("sys_enter_recvfrom sys_enter_recvmsg sys_exit_recvfrom sys_exit_recvmsg", (NET, DNS))
         + _syscalls("sys_enter_read sys_exit_read", (DNS,)),
     ),
     Probe("ptrace.bpf.c", _syscalls("sys_enter_ptrace sys_exit_ptrace", (PTRACE,))),

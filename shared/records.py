@@ -251,8 +251,9 @@ DNS_PACKET = RecordKind(
     kind=10,
     name="DNS_PACKET",
     origin="bpf",
-    hook="syscalls:sys_exit_{recvfrom,recvmsg,read}: an answer from port 53 read by the asking "
-    "process, UDP or TCP (bpf/net.bpf.c)",
+    hook="syscalls:sys_exit_{recvfrom,recvmsg,recvmmsg,read}: an answer from port 53 read by the "
+    "asking process, UDP or TCP; syscalls:sys_enter_{sendto,sendmsg,sendmmsg}: a query sent over UDP "
+    "to port 53 (bpf/net.bpf.c)",
     fields=(
         Field("uid", "u32"),
         Field("family", "u16"),
@@ -260,12 +261,12 @@ DNS_PACKET = RecordKind(
         Field("outbound", "u8", "1: query leaving this process; 0: answer read by it"),
         Field("sport", "u16"),
         Field("dport", "u16"),
-        Field("length", "u32", "bytes the process received (payload keeps the first 512)"),
+        Field("length", "u32", "bytes the process received or sent (payload keeps the first 512)"),
     ),
     strings=("payload",),
     string_max={"payload": 512},
-    doc="A DNS message as the process read it (over TCP it may start with the 2-byte length) and "
-    "who read it.",
+    doc="A DNS message as the process read it (over TCP it may start with the 2-byte length) or "
+    "sent it, and who did.",
 )
 
 IMAGE_HASH = RecordKind(

@@ -429,7 +429,7 @@ _Static_assert(__builtin_offsetof(struct rec_bpf_program, time_ns) == __builtin_
 _Static_assert(__builtin_offsetof(struct rec_bpf_program, pid) == __builtin_offsetof(struct rec_header, pid), "BPF_PROGRAM starts with the header");
 _Static_assert(__builtin_offsetof(struct rec_bpf_program, tid) == __builtin_offsetof(struct rec_header, tid), "BPF_PROGRAM starts with the header");
 
-/* A DNS message as the process read it (over TCP it may start with the 2-byte length) and who read it. Hook: syscalls:sys_exit_{recvfrom,recvmsg,read}: an answer from port 53 read by the asking process, UDP or TCP (bpf/net.bpf.c). */
+/* A DNS message as the process read it (over TCP it may start with the 2-byte length) or sent it, and who did. Hook: syscalls:sys_exit_{recvfrom,recvmsg,recvmmsg,read}: an answer from port 53 read by the asking process, UDP or TCP; syscalls:sys_enter_{sendto,sendmsg,sendmmsg}: a query sent over UDP to port 53 (bpf/net.bpf.c). */
 struct rec_dns_packet {
     __u16 kind;  /* RecordKind.kind */
     __u16 flags;  /* REC_F_* bits */
@@ -443,7 +443,7 @@ struct rec_dns_packet {
     __u8 outbound;  /* 1: query leaving this process; 0: answer read by it */
     __u16 sport;
     __u16 dport;
-    __u32 length;  /* bytes the process received (payload keeps the first 512) */
+    __u32 length;  /* bytes the process received or sent (payload keeps the first 512) */
     __u16 payload_len;
     __u8 _pad0;
     __u8 _pad1;

@@ -1,29 +1,39 @@
-"""Sysmon event 22 DnsQuery from a DNS_PACKET record: an answer read by the asking process.
+"""Sysmon event 22 DnsQuery from DNS_PACKET records: an answer read by the asking process, or a
+query it sent that got no answer in QUERY_TIMEOUT_S.
 
 Sysmon for Linux never implemented this event (its issues #57, #183). The answer carries the
-question, so one answer makes one event: QueryName from the question, QueryStatus the rcode as
-Windows Sysmon prints it (0, or 9000 + rcode: 9003 for NXDOMAIN), QueryResults in Windows
-Sysmon's format: A as `::ffff:a.b.c.d;`, AAAA as the address, other types as
-`type:  N data;`. Parsing is bounded: a malformed message gives what could be read.
+question, so one answer makes one event; a query (outbound) makes none by itself, it waits in
+the host's PendingQueries until its answer takes it out, or until Pipeline.tick() expires it
+into an event with QueryStatus 1460 (Windows Sysmon's timeout, WSAETIMEDOUT) and QueryResults
+`-`. An answer: QueryName from the question, QueryStatus the rcode as Windows Sysmon prints it
+(0, or 9000 + rcode: 9003 for NXDOMAIN), QueryResults in Windows Sysmon's format: A as
+`::ffff:a.b.c.d;`, AAAA as the address, other types as `type:  N data;`. Parsing is bounded: a
+malformed message gives what could be read.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import struct
+from typing import NamedTuple
 
 from filterd.state.hosts import HostState
 from shared import records
 from shared.decode import field_index
 
 from .actor import actor, event_time
-from .registry import EventData, Options, Produces, event_data
+from .registry import EventData, Expires, Options, Produces, event_data
 
-TIME, PID, UID, PROTO, LENGTH = (
-    field_index(records.DNS_PACKET, n) for n in ("time_ns", "pid", "uid", "protocol", "length")
+TIME, PID, UID, PROTO, OUTBOUND, LENGTH = (
+    field_index(records.DNS_PACKET, n) for n in ("time_ns", "pid", "uid", "protocol", "outbound", "length")
 )
 DnsQuery = event_data(22)
 IPPROTO_TCP = 6
+QUERY_TIMEOUT_S = 5.0
+MAX_PENDING = 4096  # queries waiting per host; the oldest is dropped (and counted) past it
+TIMEOUT_STATUS = "1460"
+NO_EVENT: EventData = ()  # a query: nothing to log until its answer or its timeout
+QR_RESPONSE = 0x8000
 MAX_NAME_JUMPS = 16
 MAX_NAME_BYTES = 255  # RFC 1035 3.1, wire form
 _HEADER = struct.Struct(">HHHHHH")
@@ -127,6 +137,70 @@ def query_status(rcode: int) -> str:
     return "0" if rcode == 0 else str(9000 + rcode)
 
 
+class Waiting(NamedTuple):
+    deadline: float | None  # None: queued before the table saw a clock (set at the next expire)
+    event: EventData  # what is logged if no answer comes
+
+
+class PendingQueries:
+    """One host's queries waiting for their answer, by (pid, DNS id, lower-cased name).
+
+    Why no clock of its own: queries arrive in builders, which have none; the deadline is taken
+    from the time of the last expire() (the main loop calls it every poll, so it is at most one
+    poll old). Deadlines therefore grow in insertion order and expiry stops at the first entry
+    still in time. Bounded: past `limit` the oldest is dropped and counted in `evicted`."""
+
+    def __init__(self, limit: int = MAX_PENDING, timeout_s: float = QUERY_TIMEOUT_S) -> None:
+        self.limit = limit
+        self.timeout_s = timeout_s
+        self.entries: dict[tuple[int, int, str], Waiting] = {}
+        self.now: float | None = None
+        self.evicted = 0
+
+    def add(self, key: tuple[int, int, str], event: EventData) -> None:
+        entries = self.entries
+        if entries.pop(key, None) is None and len(entries) >= self.limit:
+            del entries[next(iter(entries))]
+            self.evicted += 1
+        entries[key] = Waiting(None if self.now is None else self.now + self.timeout_s, event)
+
+    def answer(self, key: tuple[int, int, str]) -> bool:
+        return self.entries.pop(key, None) is not None
+
+    def expire(self, now: float) -> list[EventData]:
+        """The events of the queries whose time ran out (removed)."""
+        self.now = now
+        done: list[tuple[int, int, str]] = []
+        for key, w in self.entries.items():
+            if w.deadline is None:
+                self.entries[key] = w._replace(deadline=now + self.timeout_s)
+            elif w.deadline <= now:
+                done.append(key)
+            else:
+                break
+        return [self.entries.pop(k).event for k in done]
+
+
+def pending(host: HostState) -> PendingQueries:
+    table = host.pending.get(22)
+    if table is None:
+        table = host.pending[22] = PendingQueries()
+    return table
+
+
+def expire(host: HostState, now: float) -> tuple[list[EventData], int]:
+    """Pipeline.tick(): the timed-out queries' events, and how many were evicted since the last call."""
+    table = host.pending.get(22)
+    if table is None:
+        return [], 0
+    evicted, table.evicted = table.evicted, 0
+    return table.expire(now), evicted
+
+
+def _query_key(v: tuple, msg: bytes, qname: str) -> tuple[int, int, str]:
+    return (v[PID], int.from_bytes(msg[:2], "big"), qname.lower())
+
+
 def build(
     host: HostState, v: tuple, strings: tuple[bytes, ...], opts: Options, state: None
 ) -> EventData | None:
@@ -139,17 +213,29 @@ def build(
         return None
     if not qname:
         return None
+    response = int.from_bytes(msg[2:4], "big") & QR_RESPONSE
+    if v[OUTBOUND]:
+        if response:
+            return None  # a process answering queries: not what event 22 reports
+    else:
+        table = host.pending.get(22)
+        if table is not None:
+            table.answer(_query_key(v, msg, qname))
     guid, image = actor(host, v[PID])
-    return DnsQuery(
+    values = DnsQuery(
         UtcTime=event_time(host, v[TIME]),
         ProcessGuid=guid,
         ProcessId=str(v[PID]),
         QueryName=qname,
-        QueryStatus=query_status(rcode),
-        QueryResults=results,
+        QueryStatus=TIMEOUT_STATUS if v[OUTBOUND] else query_status(rcode),
+        QueryResults="-" if v[OUTBOUND] else results,
         Image=image,
         User=host.user_name(v[UID]),
     )
+    if v[OUTBOUND]:
+        pending(host).add(_query_key(v, msg, qname), values)
+        return NO_EVENT
+    return values
 
 
-DECLARATIONS = (Produces(22, records.DNS_PACKET, build),)
+DECLARATIONS = (Produces(22, records.DNS_PACKET, build), Expires(22, expire))

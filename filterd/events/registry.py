@@ -13,6 +13,10 @@ consumes and produces; this module imports every module of the package and deriv
                                    for every record, whatever the config logs, and what it
                                    returns (e.g. the cached process) is the builders' `state`.
   Reports(event_id)                an event filterd makes itself (service state, configuration).
+  Expires(event_id, expire)        an event made later from state a builder left waiting (a DNS
+                                   query never answered): Pipeline.tick() calls expire(host, now)
+                                   for every host; it returns the events due and how many waiting
+                                   entries were dropped for room since its last call.
 
 Builders return the EventData by field name through `event_data(event_id)`, a constructor made
 from the schema (filterd/schema.py), so a field cannot land in its neighbour's place.
@@ -68,7 +72,13 @@ class Reports:
     event_id: int
 
 
-Declaration = Produces | Tracks | Reports
+@dataclass(frozen=True, slots=True)
+class Expires:
+    event_id: int
+    expire: Callable[[HostState, float], tuple[list[EventData], int]]
+
+
+Declaration = Produces | Tracks | Reports | Expires
 
 
 def event_data(
@@ -114,6 +124,7 @@ class Registry:
         self.produces: tuple[Produces, ...] = ()
         self.tracks: dict[int, Tracks] = {}
         self.reports: frozenset[int] = frozenset()
+        self.expires: tuple[Expires, ...] = ()
         reports: set[int] = set()
         seen: set[tuple[int, int]] = set()
         for d in declarations:
@@ -128,6 +139,8 @@ class Registry:
                 if d.kind.kind in self.tracks:
                     raise ValueError(f"{d.kind.name} tracked twice")
                 self.tracks[d.kind.kind] = d
+            elif isinstance(d, Expires):
+                self.expires += (d,)
             else:
                 reports.add(d.event_id)
         self.reports = frozenset(reports)

@@ -85,6 +85,7 @@ class HostState:
         self.parked_bytes = 0
         self.image_hashes: dict[tuple[int, int, int], tuple[int, bytes]] = {}  # identity -> (algos, digests)
         self.marker: int | None = None  # token of the last drain marker handled (filterd/events/marker.py)
+        self.pending: dict[int, Any] = {}  # event id -> what its module keeps waiting (dns_query.py)
         self.bad_fields = 0  # context fields ignored for their type or range
 
     def update(self, ctx: dict[str, Any]) -> None:
