@@ -41,7 +41,7 @@ from filterd.render.timefmt import utc_time
 from filterd.render.xml import SystemHeader, render_event
 from filterd.rules import rule_set
 from filterd.schema import BY_ID
-from filterd.sink import Sink
+from filterd.sink import Sink, ValueSink
 from filterd.state.hosts import MAX_PARKED_BATCHES, MAX_PARKED_BYTES, HostState, Parked
 from filterd.state.record_id import RecordIdCounter
 from filterd.state.streams import Stream, StreamTable
@@ -81,7 +81,7 @@ class Pipeline:
     def __init__(
         self,
         config: Config,
-        sinks: Sequence[Sink],
+        sinks: Sequence[Sink | ValueSink],
         record_ids: RecordIdCounter,
         *,
         state_dir: str | os.PathLike[str] | None = None,
@@ -99,7 +99,7 @@ class Pipeline:
         self._out: list[str] = []  # rendered events of the batch being processed
         # the same events as values, for sinks that render their own format (send_events: JSON)
         self._events: list[tuple[Any, ...]] = []
-        self._by_values = any(hasattr(s, "send_events") for s in sinks)
+        self._by_values = any(isinstance(s, ValueSink) for s in sinks)
         self.parked_bytes = 0  # batches of all origins waiting for their host context
         self.local_header = SystemHeader(socket.gethostname(), os.getpid(), os.getpid(), 0)
         self.clock = clock
@@ -135,16 +135,10 @@ class Pipeline:
         if not out:
             return
         for sink in self.sinks:
-            by_values = getattr(sink, "send_events", None)
-            if by_values is not None:
-                by_values(events)
-                continue
-            many = getattr(sink, "send_many", None)
-            if many is not None:
-                many(out)
+            if isinstance(sink, ValueSink):
+                sink.send_events(events)
             else:
-                for xml in out:
-                    sink.send(xml)
+                sink.send_many(out)
 
     def filtered(self, event_id: int, matcher: Any, values: EventData, header: SystemHeader) -> None:
         include, rule_name = matcher.decide(values)
@@ -211,9 +205,8 @@ class Pipeline:
         self.flush()
 
     @staticmethod
-    def _dropped(sink: Any) -> int:
-        d = getattr(sink, "dropped", 0)
-        return d if type(d) is int else 0
+    def _dropped(sink: Sink | ValueSink) -> int:
+        return sink.dropped
 
     # -- input -----------------------------------------------------------------------------
     def host(self, origin: str) -> HostState | None:
