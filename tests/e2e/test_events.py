@@ -22,7 +22,7 @@ from lxml import etree
 
 from filterd.schema import BY_ID
 from sysmonctl.client import request
-from tests.harness.daemons import Monitor
+from tests.harness.daemons import Monitor, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.bpf]
 
@@ -36,17 +36,8 @@ COLLECT_ALL = """<Sysmon schemaversion="4.90"><EventFiltering>
 
 @pytest.fixture(scope="module")
 def mon() -> Iterator[Monitor]:
-    cfg_dir = Path(f"/run/sysmon-test-cfg-{uuid.uuid4().hex[:8]}")
-    cfg_dir.mkdir(mode=0o755)
-    cfg = cfg_dir / "all.xml"
-    cfg.write_text(COLLECT_ALL)
-    m = Monitor(config=str(cfg))
-    try:
-        yield m.start()
-    finally:
-        m.stop()
-        m.cleanup()
-        shutil.rmtree(cfg_dir, ignore_errors=True)
+    with running(COLLECT_ALL) as m:
+        yield m
 
 
 def parse(line: str) -> tuple[int, dict[str, str]]:

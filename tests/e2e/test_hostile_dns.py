@@ -8,16 +8,14 @@ keep its pid and log the answer that comes after them.
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.harness.daemons import Monitor
+from tests.harness.daemons import Monitor, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.bpf]
 
@@ -28,17 +26,9 @@ CONFIG = """<Sysmon schemaversion="4.90"><EventFiltering>
 
 
 @pytest.fixture(scope="module")
-def mon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitor]:
-    cfg = Path(tmp_path_factory.mktemp("cfg")) / "dns.xml"
-    cfg.write_text(CONFIG)
-    os.chmod(cfg.parent, 0o755)
-    os.chmod(cfg, 0o644)
-    m = Monitor(config=str(cfg))
-    try:
-        yield m.start()
-    finally:
-        m.stop()
-        m.cleanup()
+def mon() -> Iterator[Monitor]:
+    with running(CONFIG) as m:
+        yield m
 
 
 def qname(name: str) -> bytes:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.daemons import Monitor
+from tests.harness.daemons import Monitor, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.bpf]
 
@@ -36,18 +36,8 @@ TRUE = "/usr/bin/true"
 
 @pytest.fixture(scope="module")
 def mon() -> Iterator[Monitor]:
-    cfg_dir = Path(f"/run/sysmon-test-cfg-{uuid.uuid4().hex[:8]}")
-    cfg_dir.mkdir(mode=0o755)
-    cfg = cfg_dir / "hashes.xml"
-    cfg.write_text(CONFIG)
-    cfg.chmod(0o644)
-    m = Monitor(config=str(cfg))
-    try:
-        yield m.start()
-    finally:
-        m.stop()
-        m.cleanup()
-        shutil.rmtree(cfg_dir, ignore_errors=True)
+    with running(CONFIG) as m:
+        yield m
 
 
 def creates_with(lines: list[str], needle: str) -> list[str]:

@@ -10,18 +10,16 @@ records it already wrote by their stream numbers (filterd/state/streams.py).
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.harness.daemons import Monitor
+from tests.harness.daemons import Monitor, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.bpf]
 
@@ -35,17 +33,9 @@ CONFIG = """<Sysmon schemaversion="4.90"><EventFiltering>
 
 
 @pytest.fixture
-def mon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitor]:
-    cfg = Path(tmp_path_factory.mktemp("cfg")) / "markers.xml"
-    cfg.write_text(CONFIG)
-    os.chmod(cfg.parent, 0o755)
-    os.chmod(cfg, 0o644)
-    m = Monitor(config=str(cfg))
-    try:
-        yield m.start()
-    finally:
-        m.stop()
-        m.cleanup()
+def mon() -> Iterator[Monitor]:
+    with running(CONFIG) as m:
+        yield m
 
 
 def burst(tag: str, kill: object) -> None:
@@ -107,16 +97,11 @@ def reported_lost(lines: list[str]) -> int:
     return sum(int(m.group(1)) for m in found if m)
 
 
-def test_buffer_overflow_while_filterd_is_away_is_reported(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_buffer_overflow_while_filterd_is_away_is_reported() -> None:
     """With a 1 MiB buffer and filterd stopped, a burst overflows the collector's buffer; the
     returning filterd logs every record it still gets, and its loss reports add up to exactly
     the collector's own overflow count."""
-    cfg = Path(tmp_path_factory.mktemp("cfg")) / "markers.xml"
-    cfg.write_text(CONFIG)
-    os.chmod(cfg.parent, 0o755)
-    os.chmod(cfg, 0o644)
-    m = Monitor(config=str(cfg), extra_collector=("--buffer-mb", "1")).start()
-    try:
+    with running(CONFIG, extra_collector=("--buffer-mb", "1")) as m:
         tag = uuid.uuid4().hex[:8]
         assert m.filterd is not None
         m.filterd.send_signal(signal.SIGKILL)
@@ -134,6 +119,3 @@ def test_buffer_overflow_while_filterd_is_away_is_reported(tmp_path_factory: pyt
         m.wait_events(lambda ls: 1500 - len(logged(m, tag)) <= lost, 30)  # each missing one is counted
         seen = logged(m, tag)
         assert seen and max(seen.values()) == 1
-    finally:
-        m.stop()
-        m.cleanup()

@@ -6,7 +6,6 @@ connection), and its events are dropped in the kernel."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.daemons import Monitor
+from tests.harness.daemons import Monitor, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.bpf]
 
@@ -25,17 +24,9 @@ LOG_ALL_FILES = """<Sysmon schemaversion="4.90"><EventFiltering>
 
 
 @pytest.fixture(scope="module")
-def mon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitor]:
-    cfg = Path(tmp_path_factory.mktemp("cfg")) / "files.xml"
-    cfg.write_text(LOG_ALL_FILES)
-    os.chmod(cfg.parent, 0o755)
-    os.chmod(cfg, 0o644)
-    m = Monitor(config=str(cfg))
-    try:
-        yield m.start()
-    finally:
-        m.stop()
-        m.cleanup()
+def mon() -> Iterator[Monitor]:
+    with running(LOG_ALL_FILES) as m:
+        yield m
 
 
 def test_stats_file_writes_are_not_logged(mon: Monitor, tmp_path: Path) -> None:

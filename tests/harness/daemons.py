@@ -6,6 +6,7 @@ drops to the `sysmon` user and must still reach its sockets and state directory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -176,6 +177,23 @@ class Monitor:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running(config_xml: str | None = None, **kwargs: Any) -> Iterator[Monitor]:
+    """A started Monitor with this Sysmon config text (written into the monitor's own 0755
+    directory, where filterd, running as `sysmon`, can read it); stopped and removed after."""
+    m = Monitor(**kwargs)
+    try:
+        if config_xml is not None:
+            cfg = m.dir / "config.xml"
+            cfg.write_text(config_xml)
+            cfg.chmod(0o644)
+            m.config = str(cfg)
+        yield m.start()
+    finally:
+        m.stop()
+        m.cleanup()
 
 
 @pytest.fixture(scope="module")

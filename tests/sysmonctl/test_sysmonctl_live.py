@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.daemons import Monitor
+from tests.harness.daemons import Monitor, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.bpf]
 
@@ -42,18 +41,8 @@ def start_time(pid: int) -> str:
 
 @pytest.fixture(scope="module")
 def mon() -> Iterator[Monitor]:
-    d = Path(f"/run/sysmon-test-ctl-{uuid.uuid4().hex[:8]}")
-    d.mkdir(mode=0o755)
-    cfg = d / "config.xml"
-    cfg.write_text(NAMED)
-    cfg.chmod(0o644)
-    m = Monitor(config=str(cfg))
-    try:
-        yield m.start()
-    finally:
-        m.stop()
-        m.cleanup()
-        shutil.rmtree(d, ignore_errors=True)
+    with running(NAMED) as m:
+        yield m
 
 
 def test_status(mon: Monitor) -> None:
