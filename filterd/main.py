@@ -38,6 +38,7 @@ from filterd.sink.syslog import SyslogSink
 from filterd.state.record_id import RecordIdCounter
 from filterd.state.streams import local_origin
 from shared.curve import CurveError
+from shared.malloc import tune_malloc
 from shared.transport import DEFAULT_ENDPOINT
 
 DEFAULT_CONTROL = "/run/sysmon-filterd/control.sock"
@@ -369,6 +370,7 @@ class Daemon:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_malloc()
     args = parse_args(argv)
     try:
         daemon = Daemon(args)
