@@ -2,7 +2,8 @@
 
 Two layers: the supervisor is exec'd through a symlink named `sysmon` to the Python interpreter
 (`<home>/sysmon`, where upstream keeps its binary), so the kernel sets comm and argv[0] from it;
-and PR_SET_NAME sets comm again in case it was started some other way. Rewriting the whole
+and writing /proc/self/comm (what PR_SET_NAME does) sets it again in case it was started some
+other way. Rewriting the whole
 /proc/<pid>/cmdline would need CAP_SYS_RESOURCE (PR_SET_MM), which we do not rely on.
 
 A Python started through that symlink does not see a virtualenv's site-packages (the venv is
@@ -11,21 +12,19 @@ found next to argv[0]), so `python_env` hands the current import path down in PY
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import contextlib
 import os
 import sys
 from pathlib import Path
 
 from sysmon_cli.paths import PACKAGE_ROOT
 
-PR_SET_NAME = 15
-
 
 def set_process_name(name: str) -> None:
-    """Set /proc/self/comm (at most 15 bytes)."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+    """Set the main thread's comm (at most 15 bytes): no ctypes, no ldconfig lookup, in a
+    process that stays small."""
+    with contextlib.suppress(OSError), open("/proc/self/comm", "wb") as f:
+        f.write(name.encode()[:15])
 
 
 def python_env(env: dict[str, str] | None = None) -> dict[str, str]:
