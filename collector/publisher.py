@@ -236,6 +236,8 @@ class Publisher:
     def _read(self, sock: zmq.Socket, out: list[tuple[bool, bytes]], source: int = 0) -> None:
         """Feed self.subs; only applied (valid) changes go to `out`, the rest is counted by reason."""
         for _ in range(MAX_READ):
+            if not sock.get(zmq.EVENTS) & zmq.POLLIN:  # most ticks: nothing, and no zmq.Again to raise
+                return
             try:
                 msg = sock.recv(zmq.NOBLOCK)
             except zmq.Again:

@@ -333,8 +333,7 @@ class Receiver:
         n = 0
         if self._retry:
             self._reconnect_due()
-        ready = dict(self.poller.poll(timeout_ms))
-        for sock in ready:
+        for sock, _ in self.poller.poll(timeout_ms):
             r = self._monitors.get(sock)
             if r is not None:
                 self._on_monitor(r)
@@ -348,6 +347,8 @@ class Receiver:
                 self.handle(frames, sock)
                 n += 1
                 budget -= 1
+                if not sock.get(zmq.EVENTS) & zmq.POLLIN:  # asking is cheaper than zmq.Again
+                    break
         self.renew_acks()
         self.pipeline.tick()
         return n

@@ -8,14 +8,16 @@ the records it makes itself (process snapshot, hashes, markers) and by tests.
 from __future__ import annotations
 
 import functools
+import itertools
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-from .errors import MalformedFrame, UnknownKind
-from .records import HEADER_FMT, HEADER_SIZE, KINDS, RecordKind
+from .errors import FrameError, MalformedFrame, UnknownKind
+from .records import HEADER_FIELDS, HEADER_SIZE, KINDS, RecordKind
 
-_HEADER = struct.Struct(HEADER_FMT)
 _STRUCTS: dict[int, struct.Struct] = {k.kind: struct.Struct(k.fmt) for k in KINDS}
+_SIZE = struct.Struct("<I")  # the header's `size` field, at byte 4
+assert [f.name for f in HEADER_FIELDS[:3]] == ["kind", "flags", "size"]
 
 
 def field_index(spec: RecordKind, name: str) -> int:
@@ -23,49 +25,122 @@ def field_index(spec: RecordKind, name: str) -> int:
     return [f.name for f in spec.all_fields].index(name)
 
 
-def split(blob: bytes) -> Iterator[memoryview]:
-    """Records of a batch, each checked to fit; a bad length ends the batch with MalformedFrame."""
-    view = memoryview(blob)
+def _then_raise(recs: list[bytes], error: FrameError) -> Iterator[bytes]:
+    yield from recs
+    raise error
+
+
+def split(blob: bytes) -> Iterable[bytes]:
+    """Records of a batch, each checked to fit; a bad length ends the batch with MalformedFrame.
+
+    The whole batch is cut at once (one tight loop, records as bytes: indexing and slicing bytes
+    is cheaper than a memoryview's); a batch with a bad length yields the records before it and
+    then raises, as a lazy walk would."""
     pos, end = 0, len(blob)
-    unpack = _HEADER.unpack_from
+    unpack = _SIZE.unpack_from
+    out: list[bytes] = []
+    append = out.append
     while pos < end:
         if end - pos < HEADER_SIZE:
-            raise MalformedFrame(f"truncated record header at byte {pos}")
-        size = unpack(view, pos)[2]
-        if size < HEADER_SIZE or pos + size > end:
-            raise MalformedFrame(f"record size {size} at byte {pos} does not fit the batch")
-        yield view[pos : pos + size]
-        pos += size
+            return _then_raise(out, MalformedFrame(f"truncated record header at byte {pos}"))
+        size = unpack(blob, pos + 4)[0]
+        nxt = pos + size
+        if size < HEADER_SIZE or nxt > end:
+            return _then_raise(
+                out, MalformedFrame(f"record size {size} at byte {pos} does not fit the batch")
+            )
+        append(blob[pos:nxt])
+        pos = nxt
+    return out
 
 
-def _plan(spec: RecordKind) -> tuple[RecordKind, struct.Struct, int, int]:
-    """(spec, struct, index of the first string length, number of strings), computed once."""
+def _decoder(spec: RecordKind) -> Callable[[bytes], tuple[RecordKind, tuple, tuple[bytes, ...]]]:
+    """decode() for one kind, made once: the string tail is cut with the kind's own arithmetic
+    (specialised for 0 to 3 strings, the counts that exist), no loop and no list per record."""
+    st = _STRUCTS[spec.kind]
+    unpack, fixed, n = st.unpack_from, st.size, len(spec.strings)
     names = [f.name for f in spec.all_fields]
-    first = names.index(f"{spec.strings[0]}_len") if spec.strings else 0
-    return spec, _STRUCTS[spec.kind], first, len(spec.strings)
+    i = names.index(f"{spec.strings[0]}_len") if n else 0
+
+    def short() -> MalformedFrame:
+        return MalformedFrame(f"{spec.name} shorter than its fixed part")
+
+    def overrun() -> MalformedFrame:
+        return MalformedFrame(f"{spec.name} strings overrun the record")
+
+    if n == 0:
+
+        def dec(rec: bytes) -> tuple[RecordKind, tuple, tuple[bytes, ...]]:
+            try:
+                return spec, unpack(rec), ()
+            except struct.error:
+                raise short() from None
+
+    elif n == 1:
+
+        def dec(rec: bytes) -> tuple[RecordKind, tuple, tuple[bytes, ...]]:
+            try:
+                v = unpack(rec)
+            except struct.error:
+                raise short() from None
+            a = fixed + v[i]
+            if a > len(rec):
+                raise overrun()
+            return spec, v, (rec[fixed:a],)
+
+    elif n == 2:
+
+        def dec(rec: bytes) -> tuple[RecordKind, tuple, tuple[bytes, ...]]:
+            try:
+                v = unpack(rec)
+            except struct.error:
+                raise short() from None
+            a = fixed + v[i]
+            b = a + v[i + 1]
+            if b > len(rec):
+                raise overrun()
+            return spec, v, (rec[fixed:a], rec[a:b])
+
+    elif n == 3:
+
+        def dec(rec: bytes) -> tuple[RecordKind, tuple, tuple[bytes, ...]]:
+            try:
+                v = unpack(rec)
+            except struct.error:
+                raise short() from None
+            a = fixed + v[i]
+            b = a + v[i + 1]
+            c = b + v[i + 2]
+            if c > len(rec):
+                raise overrun()
+            return spec, v, (rec[fixed:a], rec[a:b], rec[b:c])
+
+    else:
+
+        def dec(rec: bytes) -> tuple[RecordKind, tuple, tuple[bytes, ...]]:
+            try:
+                v = unpack(rec)
+            except struct.error:
+                raise short() from None
+            ends = list(itertools.accumulate(v[i : i + n], initial=fixed))
+            if ends[-1] > len(rec):
+                raise overrun()
+            return spec, v, tuple(rec[x:y] for x, y in itertools.pairwise(ends))
+
+    return dec
 
 
-_PLANS: dict[int, tuple[RecordKind, struct.Struct, int, int]] = {k.kind: _plan(k) for k in KINDS}
+_DECODERS = {k.kind: _decoder(k) for k in KINDS}
 
 
-def decode(rec: memoryview | bytes) -> tuple[RecordKind, tuple, tuple[bytes, ...]]:
-    plan = _PLANS.get(rec[0] | (rec[1] << 8))
-    if plan is None:
+def decode(rec: bytes) -> tuple[RecordKind, tuple, tuple[bytes, ...]]:
+    """(spec, fixed values, strings) of one record (bytes, or any buffer split() would give)."""
+    dec = _DECODERS.get(rec[0] | (rec[1] << 8))
+    if dec is None:
         raise UnknownKind(f"record kind {rec[0] | (rec[1] << 8)}")
-    spec, st, first, n = plan
-    if len(rec) < st.size:
-        raise MalformedFrame(f"{spec.name} shorter than its fixed part")
-    values = st.unpack_from(rec)
-    if not n:
-        return spec, values, ()
-    pos = st.size
-    out = []
-    for ln in values[first : first + n]:
-        out.append(bytes(rec[pos : pos + ln]))
-        pos += ln
-    if pos > len(rec):
-        raise MalformedFrame(f"{spec.name} strings overrun the record")
-    return spec, values, tuple(out)
+    if type(rec) is not bytes:
+        rec = bytes(rec)
+    return dec(rec)
 
 
 def encode(spec: RecordKind, strings: tuple[bytes, ...] = (), **fields: int) -> bytes:

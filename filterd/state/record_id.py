@@ -13,6 +13,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import sys
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -41,12 +42,20 @@ class RecordIdCounter:
         finally:
             os.close(fd)  # the mapping keeps its own reference
         self._lock = threading.Lock()
+        # The counter as one native u64 item: indexing it is cheaper than a struct round trip,
+        # and this runs once per event. The file is little-endian, so only where that is native.
+        self._word = memoryview(self._mm).cast("Q") if sys.byteorder == "little" else None
 
     def next(self) -> int:
         """Return the current value and store value + 1 (wrapping at 2**64 like a C uint64)."""
+        word = self._word
         with self._lock:
-            (value,) = _U64.unpack_from(self._mm, 0)
-            _U64.pack_into(self._mm, 0, (value + 1) & _MASK)
+            if word is not None:
+                value = word[0]
+                word[0] = (value + 1) & _MASK
+            else:
+                (value,) = _U64.unpack_from(self._mm, 0)
+                _U64.pack_into(self._mm, 0, (value + 1) & _MASK)
         return value
 
     def peek(self) -> int:
@@ -55,6 +64,10 @@ class RecordIdCounter:
 
     def close(self) -> None:
         """Flush the counter to disk and unmap it (idempotent)."""
+        word = getattr(self, "_word", None)
+        if word is not None:
+            word.release()  # an exported buffer would keep the mapping from closing
+            self._word = None
         mm = getattr(self, "_mm", None)
         if mm is not None and not mm.closed:
             mm.flush()
@@ -63,6 +76,7 @@ class RecordIdCounter:
     def __enter__(self) -> RecordIdCounter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

@@ -80,3 +80,37 @@ def test_join_path_kernel_order_and_truncation() -> None:
     assert join_path(b"cp\0bin\0usr\0") == "/usr/bin/cp"
     assert join_path(b"") == "/"
     assert join_path(b"c\0b\0", truncated=True) == "+/b/c"
+
+
+def test_split_yields_the_records_before_a_bad_length_then_raises() -> None:
+    good = [encode(records.PROCESS_EXIT, pid=i) for i in range(3)]
+    bad = bytearray(encode(records.PROCESS_EXIT, pid=9))
+    bad[4] = 200  # size larger than what is left
+    seen: list[bytes] = []
+    with pytest.raises(MalformedFrame):
+        for rec in split(b"".join(good) + bytes(bad)):
+            seen.append(bytes(rec))
+    assert seen == good
+    seen = []
+    with pytest.raises(MalformedFrame):  # a tail shorter than a header
+        for rec in split(b"".join(good) + b"\x02\x00"):
+            seen.append(bytes(rec))
+    assert seen == good
+
+
+@given(any_record(), st.integers(0, 400))
+def test_decode_cut_records_raise_frame_errors(rec: tuple, cut: int) -> None:
+    """Any prefix of a record decodes to the same values or raises MalformedFrame; a memoryview
+    decodes like bytes."""
+    spec, fixed, strings = rec
+    raw = encode(spec, strings, **fixed)
+    assert decode(memoryview(raw)) == decode(raw)
+    part = raw[: min(cut, len(raw))]
+    if len(part) < 2:
+        return
+    try:
+        got = decode(part)
+    except MalformedFrame:
+        return
+    assert got[1] == decode(raw)[1]
+    assert b"".join(got[2]) == b"".join(strings)

@@ -366,3 +366,45 @@ def test_send_many_is_one_datagram_per_event(tmp_path: Path) -> None:
     assert sink.sent == 300 and sink.dropped == 0
     sink.close()
     srv.close()
+
+
+def _send_many_and_read(path: str, events: list[str]) -> tuple[SyslogSink, list[bytes]]:
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(path)
+    srv.settimeout(5)
+    sink = SyslogSink(path)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.extend(srv.recv(1 << 16) for _ in events))
+    reader.start()
+    sink.send_many(events)
+    reader.join(20)
+    srv.close()
+    return sink, got
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_send_many_mixed_text_and_more_than_one_call(
+    sockdir: Path, fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Datagram boundaries hold for non-ASCII and raw (surrogate-escaped) bytes, and across the
+    UIO_MAXIOV messages one sendmmsg() takes; the ctypes-per-message path says the same."""
+    import filterd.sink.syslog as mod
+
+    monkeypatch.setattr(mod, "_FAST", fast)
+    n = mod.UIO_MAXIOV + 77
+    events = [f"<Event>{i}{'é' * (i % 3)}{'x' * (i % 50)}</Event>" for i in range(n)]
+    events[5] = "<Event>raw \udcff byte</Event>"
+    sink, got = _send_many_and_read(str(sockdir / "log"), events)
+    bodies = [g.split(b" sysmon: ", 1)[1] for g in got]
+    assert bodies == [e.encode("utf-8", "surrogateescape") for e in events]
+    assert all(HEADER_RE.match(g) for g in got)
+    assert (sink.sent, sink.dropped) == (n, 0)
+    sink.close()
+
+
+def test_send_many_ascii_lengths_match_bytes(sockdir: Path) -> None:
+    """The ASCII fast path takes each datagram's length from its text: check it on real XML."""
+    events = [XML, XML.replace("9558", "1"), "<Event>&amp;\t</Event>"]
+    sink, got = _send_many_and_read(str(sockdir / "log"), events)
+    assert [g.split(b" sysmon: ", 1)[1].decode() for g in got] == events
+    sink.close()
