@@ -226,13 +226,15 @@ class Collector:
             "attached_hooks": sorted(h.tracepoint for h in self.programs.attached),
         }
 
-    def heartbeat(self) -> None:
+    def heartbeat(self) -> bool:
+        """Send the host context; False if the queues were full (sent again next tick, before
+        any data, so a backlog cannot starve the heartbeat)."""
         self.host.refresh()
         counters = self.counters()
         self.pub.kernel_drops = sum(counters["kernel_dropped"].values())
         ctx = self.host.build(counters)
         ctx.update(progress=self.progress, heartbeat_s=self.heartbeat_s, epoch=self.pub.epoch)
-        self.pub.publish_host(ctx)
+        return self.pub.publish_host(ctx)
 
     def run(self, on_tick: Callable[[], None] | None = None) -> None:
         """A timer loop, not an event loop: the kernel sends no wakeups (BPF_RB_NO_WAKEUP), and one
@@ -255,8 +257,7 @@ class Collector:
             if self._snapshot_due:
                 next_beat = 0.0  # a new filterd needs the host context first
             now = time.monotonic()
-            if now >= next_beat:
-                self.heartbeat()
+            if now >= next_beat and self.heartbeat():
                 next_beat = now + self.heartbeat_s
             busy = self.drain() >= FULL_TICK or self._snapshot_due or self.ring.used() > self.ring.size // 4
             sleep = max(shortest, sleep / 2) if busy else min(longest, sleep * 2)

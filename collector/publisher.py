@@ -348,8 +348,9 @@ class Publisher:
         self.stats["records"] += count
         return True
 
-    def publish_host(self, context: dict) -> None:
-        self._send(envelope.TOPIC_HOST, envelope.pack_host(self.origin, context))
+    def publish_host(self, context: dict) -> bool:
+        """False when every queue is full: the caller tries again at the next tick."""
+        return self._send(envelope.TOPIC_HOST, envelope.pack_host(self.origin, context))
 
     def close(self) -> None:
         if self.local_monitor is not None and self.sock is not None:

@@ -9,6 +9,10 @@ period says so at once. filterd then writes event 255 ID "CollectorSilent", and 
 "CollectorResumed" with the length of the silence when progress shows again. Heartbeats
 without `progress` (older collectors) count as progress.
 
+A batch of records from an origin counts as progress too: only the collector's loop sends them,
+and behind a backlog (filterd slower than the collector) heartbeats queue up behind the data.
+A stuck collector sends no more batches, so once filterd's queue is drained the silence shows.
+
 Origins are watched from their first heartbeat on; the clock is injected (tests).
 """
 
@@ -62,13 +66,7 @@ class CollectorWatch:
         progress = p if type(p) is int else None
         moved = progress is None or progress != b.progress
         if moved:
-            if b.silent:
-                b.silent = False
-                self.report(
-                    RESUMED,
-                    f"the collector of {self.name(origin)} is back after {now - b.alive_at:.1f} s of silence",
-                )
-            b.alive_at = now
+            self._alive(origin, b, now)
             b.progress = progress
         elif not b.silent and now - b.alive_at >= b.heartbeat_s:
             b.silent = True
@@ -77,6 +75,22 @@ class CollectorWatch:
                 f"the collector of {self.name(origin)} made no progress for {now - b.alive_at:.1f} s "
                 f"(its heartbeats arrive, its loop counter stays at {progress})",
             )
+
+    def activity(self, origin: str) -> None:
+        """A batch arrived from `origin`: its collector's loop ran recently."""
+        b = self.beats.get(origin)
+        if b is None:
+            return
+        self._alive(origin, b, self.clock())
+
+    def _alive(self, origin: str, b: _Beat, now: float) -> None:
+        if b.silent:
+            b.silent = False
+            self.report(
+                RESUMED,
+                f"the collector of {self.name(origin)} is back after {now - b.alive_at:.1f} s of silence",
+            )
+        b.alive_at = now
 
     def tick(self) -> None:
         now = self.clock()

@@ -248,6 +248,7 @@ class Pipeline:
         if h is None:
             return
         self.stats["batches"] += 1
+        self.watch.activity(origin)
         if h.ready:
             self._batch(h, epoch, seq, first_record, kernel_drops, blob)
         elif len(h.parked) < MAX_PARKED_BATCHES and self.parked_bytes + len(blob) <= MAX_PARKED_BYTES:

@@ -114,3 +114,23 @@ def test_through_the_pipeline(tmp_path) -> None:  # noqa: ANN001
     p.on_host("o", {"hostname": "h1", "progress": 2, "heartbeat_s": 2.0})
     ids = [x.split('<Data Name="ID">')[1].split("<")[0] for x in lines if "<EventID>255<" in x]
     assert ids == [SILENT, RESUMED]
+
+
+def test_batches_are_proof_of_life_behind_a_backlog() -> None:
+    """Heartbeats stuck behind queued data: the batches that do arrive keep the origin alive;
+    once they stop too, the silence is reported."""
+    w, clock, out = watch()
+    beat(w, 1)
+    for _ in range(20):
+        clock.now += 1.0
+        w.activity("o")
+        w.tick()
+    assert out == []
+    clock.now += 6.5
+    w.tick()
+    assert out == [(SILENT, "no heartbeat from the collector of h1 for 6.5 s")]
+    clock.now += 1.0
+    w.activity("o")
+    assert out[-1] == (RESUMED, "the collector of h1 is back after 7.5 s of silence")
+    w.activity("unknown origin")  # watched only from its first heartbeat
+    assert len(out) == 2
