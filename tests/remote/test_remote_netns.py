@@ -216,7 +216,7 @@ def test_marker_in_a_reaches_b_with_its_origins_host(site: Site) -> None:
         assert ev["ParentUser"] == "root" and ev["ParentProcessGuid"].startswith(prefix)  # pytest
     ga, gc = (creates[site.hostnames[h]]["ProcessGuid"] for h in "ac")
     assert ga != gc and ga.split("-", 1)[1] == gc.split("-", 1)[1]  # same process, different host
-    site.rsyslog.wait_for(lambda _: bool(events(site, 5, ga)), 15)
+    site.rsyslog.wait_for(lambda _: bool(events(site, 5, ga)) and bool(events(site, 5, gc)), 30)
     assert [c for c, _ in events(site, 5, ga)] == [site.hostnames["a"]]
     assert [ev["User"] for _, ev in events(site, 5, gc)] == ["carol"]
     # filterd's own events carry filterd's host
