@@ -45,7 +45,7 @@ from .watchdog import Notifier
 
 BATCH_MAX = 512
 BATCHES_PER_TICK = 256  # bounds one tick's work; the rest waits for the next tick
-FULL_TICK = BATCH_MAX // 4  # records a tick should find: fewer, and the next sleep is longer
+FULL_TICK = BATCH_MAX  # a tick that found a full batch is behind: the next one comes sooner
 DEFAULT_INTERVAL_MS, DEFAULT_MAX_INTERVAL_MS = 10, 50
 MAX_PENDING_MARKS = 64
 
@@ -240,13 +240,15 @@ class Collector:
         """A timer loop, not an event loop: the kernel sends no wakeups (BPF_RB_NO_WAKEUP), and one
         sleep plus one non-blocking read per tick is cheaper than a ZeroMQ poll.
 
-        The period adapts between interval_ms and max_interval_ms: a tick that found fewer than
-        FULL_TICK records doubles the next sleep, a fuller one halves it. Each tick costs both
-        daemons a fixed price (a timer wakeup here, a wakeup, a receive, a position write and a
-        syslog call in filterd), so a light load goes out in fewer, larger batches, an idle
-        collector wakes 20 times a second instead of 100, and a burst is drained at the
-        shortest period. Records wait in the ring meanwhile: max_interval_ms of the heaviest
-        load measured is well under the ring's size."""
+        The period adapts between interval_ms and max_interval_ms: a tick that found a full
+        batch (FULL_TICK records: the ring fills faster than one batch per period) halves the
+        next sleep, any other doubles it. Each tick costs both daemons a fixed price (a timer
+        wakeup here; a wakeup, a receive, a position write and a syslog call in filterd), so
+        a light load goes out in fewer, larger batches, an idle collector wakes 20 times a
+        second instead of 100, and a burst is drained at the shortest period. Records wait in
+        the ring meanwhile: max_interval_ms of the heaviest load measured (about 200k records/s)
+        is about a third of the default 4 MiB ring, and a ring a quarter full makes the period
+        shortest at once."""
         next_beat = 0.0
         shortest, longest = self.interval_ms / 1000, self.max_interval_ms / 1000
         sleep = shortest

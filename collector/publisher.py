@@ -280,7 +280,7 @@ class Publisher:
         """pid -> uid of the processes connected to the local socket, from the kernel's
         SO_PEERCRED (so a peer cannot claim another pid). Their events are the monitor's own."""
         if self.local_monitor is not None:
-            while True:
+            while self.local_monitor.get(zmq.EVENTS) & zmq.POLLIN:  # asked at every ack renewal
                 try:
                     ev = monitor_event(self.local_monitor.recv_multipart(zmq.NOBLOCK))
                 except zmq.Again:
