@@ -60,7 +60,16 @@ def test_status(mon: Monitor) -> None:
 def test_stats_and_rule_hits(mon: Monitor) -> None:
     for _ in range(3):
         subprocess.run(["/bin/true"], check=True)
-    time.sleep(3)
+    mon.drain()  # every event of those three is handled and counted
+
+    def kernel_counted() -> bool:  # the collector's counters arrive with its next heartbeat
+        j = json.loads(sysmonctl("stats", "--json", "--control", mon.control).stdout)
+        return any(c.get("published", {}).get("records") for c in j["collectors"].values())
+
+    deadline = time.monotonic() + 30
+    while not kernel_counted():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     r = sysmonctl("stats", "--control", mon.control)
     assert r.returncode == 0, r.stderr
     for label in ("kernel emitted PROCESS_EXEC", "kernel dropped PROCESS_EXEC", "published records",
