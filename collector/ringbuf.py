@@ -50,6 +50,10 @@ class RingReader:
         """Bytes the kernel cannot reuse yet: written and not committed by us."""
         return _U64.unpack_from(self._prod, 0)[0] - self.committed
 
+    def unread(self) -> int:
+        """Bytes written by the kernel after our read position (headers and padding included)."""
+        return _U64.unpack_from(self._prod, 0)[0] - self.read_pos
+
     def commit(self, pos: int) -> None:
         """Release the ring up to `pos` (a read_pos value seen earlier; never moves back)."""
         if self.committed < pos <= self.read_pos:

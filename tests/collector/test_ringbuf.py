@@ -79,6 +79,19 @@ def test_read_is_not_release(ring: FakeRing) -> None:
     reader.close()
 
 
+def test_unread_counts_what_the_reader_has_not_read(ring: FakeRing) -> None:
+    reader = RingReader(ring.fd, SIZE)
+    assert reader.unread() == 0
+    ring.write(b"a" * 10)
+    ring.write(b"b" * 10)
+    assert reader.unread() == 48  # two 8-byte headers, records padded to 8
+    reader.drain([], 1)
+    assert reader.unread() == 24
+    reader.drain([])
+    assert reader.unread() == 0 and ring.consumer == 0  # reading releases nothing
+    reader.close()
+
+
 def test_busy_stops_and_discarded_is_skipped(ring: FakeRing) -> None:
     reader = RingReader(ring.fd, SIZE)
     ring.write(b"x" * 5, DISCARD_BIT)
