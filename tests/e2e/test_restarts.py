@@ -106,7 +106,7 @@ def test_buffer_overflow_while_filterd_is_away_is_reported() -> None:
         assert m.filterd is not None
         m.filterd.send_signal(signal.SIGKILL)
         m.filterd.wait()
-        big = "x" * 3000  # long command lines: 1 MiB holds a few hundred of them
+        big = "x" * 700  # 1500 execs of ~1 KiB records overflow 1 MiB; a 512-record batch fits in it
         for i in range(1500):
             subprocess.run(["/bin/true", big, f"restart-marker-{tag}-{i}"], check=True)
         m.start_filterd()
