@@ -220,6 +220,3 @@ class Programs:
         for fd in [*self.fds.values(), *self._links.values(), *self._progs.values()]:
             os.close(fd)
         self.fds, self._links, self._progs = {}, {}, {}
-
-    def unpin(self) -> None:
-        self.pins.remove()

@@ -35,7 +35,7 @@ import zmq
 
 from shared import envelope
 from shared.curve import ZAP_DOMAIN, CurveError, KeyPair, directory_stamp, load_client_keys, load_secret
-from shared.transport import LOCAL_TRANSPORTS, QUEUE_BATCHES, REMOTE_TRANSPORTS, monitor_event
+from shared.transport import LOCAL_TRANSPORTS, QUEUE_BATCHES, REMOTE_TRANSPORTS, is_local, monitor_event
 
 from .subscriptions import News, SubscriptionTable
 
@@ -57,10 +57,6 @@ class CurveServer(NamedTuple):
     clients_dir: Path
 
 
-def is_remote(endpoint: str) -> bool:
-    return not endpoint.startswith(LOCAL_TRANSPORTS)
-
-
 def curve_server(endpoints: list[str], secret: str | None, clients: str | None) -> CurveServer | None:
     """Check the endpoint list against the CURVE options and load the keys (before any bind).
 
@@ -70,7 +66,7 @@ def curve_server(endpoints: list[str], secret: str | None, clients: str | None) 
     for ep in endpoints:
         if not ep.startswith(LOCAL_TRANSPORTS + REMOTE_TRANSPORTS):
             raise CurveError(f"{ep}: unsupported endpoint (ipc:// for local, tcp:// with CURVE for remote)")
-    remote = [ep for ep in endpoints if is_remote(ep)]
+    remote = [ep for ep in endpoints if not is_local(ep)]
     if (secret is None) != (clients is None):
         raise CurveError("--curve-secret and --curve-clients go together")
     if secret is None or clients is None:
@@ -166,8 +162,8 @@ class Publisher:
         self.subs = SubscriptionTable()  # valid subscriptions of all sockets (collector/subscriptions.py)
         self.news = News(0, (), ())  # what the last read_subscriptions() brought
         self.stats: Counter[str] = Counter()
-        local = [ep for ep in endpoints if not is_remote(ep)]
-        remote = [ep for ep in endpoints if is_remote(ep)]
+        local = [ep for ep in endpoints if is_local(ep)]
+        remote = [ep for ep in endpoints if not is_local(ep)]
         if remote and curve is None:
             raise CurveError(f"refusing to publish on {remote[0]} without CurveZMQ keys")
         self.sock: zmq.Socket | None = None
@@ -311,11 +307,6 @@ class Publisher:
             print(f"sysmon-collector: client keys not reloaded, keeping the old set: {e}", file=sys.stderr)
             return
         self.stats["client_keys_reloads"] += 1
-
-    @property
-    def subscriptions(self) -> dict[bytes, int]:
-        """Held valid topics (canonical bytes) -> subscriber count; read only."""
-        return self.subs.topics
 
     def wanted(self, prefix: bytes) -> set[str]:
         """Valid wanted kinds (as decimal strings) or hash algorithms; self.subs has them typed."""

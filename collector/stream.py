@@ -69,12 +69,6 @@ class Stream:
             old = self.kept.popleft()
             self.kept_bytes -= len(old.blob)
 
-    def forget_all(self) -> None:
-        """Sent to subscribers that never acknowledge: nobody will ask for these again."""
-        self.kept.clear()
-        self.kept_bytes = 0
-        self.acked = self.next_record
-
     def since(self, next_record: int) -> list[Batch]:
         """Kept batches holding records numbered `next_record` or later, in order (resend)."""
         return [b for b in self.kept if b.first_record + b.count > next_record]

@@ -324,10 +324,7 @@ class Daemon:
             "stats": dict(self.pipeline.stats),
             "markers": self.pipeline.markers,
             "hosts": {o: h.counters for o, h in self.pipeline.hosts.items()},
-            "sinks": {
-                type(s).__name__: {"sent": s.sent, "dropped": s.dropped}
-                for s in self.pipeline.sinks
-            },
+            "sinks": {type(s).__name__: {"sent": s.sent, "dropped": s.dropped} for s in self.pipeline.sinks},
         }
         tmp = self.args.stats_file + ".tmp"
         with open(tmp, "w") as f:

@@ -49,7 +49,7 @@ import zmq
 from shared import envelope
 from shared.curve import CurveError, KeyPair, load_public, load_secret
 from shared.errors import FrameError
-from shared.transport import LOCAL_TRANSPORTS, QUEUE_BATCHES, monitor_event
+from shared.transport import QUEUE_BATCHES, is_local, monitor_event
 
 from .pipeline import Pipeline
 from .state.streams import Stream
@@ -81,7 +81,7 @@ def resolve_endpoints(
     """
     out: list[Endpoint] = []
     for spec in specs:
-        if spec.startswith(LOCAL_TRANSPORTS):
+        if is_local(spec):
             out.append(Endpoint(spec))
             continue
         if not spec.startswith("tcp://"):
@@ -135,7 +135,7 @@ class Receiver:
     ) -> None:
         eps = [e if isinstance(e, Endpoint) else Endpoint(e) for e in endpoints]
         for e in eps:  # checked before any socket exists
-            if e.server_key is None and not e.address.startswith(LOCAL_TRANSPORTS):
+            if e.server_key is None and not is_local(e.address):
                 raise CurveError(f"refusing to subscribe to {e.address} without CurveZMQ")
             if e.server_key is not None and curve is None:
                 raise CurveError(f"{e.address}: filterd's own key pair (--curve-secret) is needed")
