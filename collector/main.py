@@ -13,7 +13,6 @@ collector process sends them. `sysmon-collector --unpin` (run by `sysmon -u`) re
 from __future__ import annotations
 
 import argparse
-import ctypes
 import itertools
 import os
 import pwd
@@ -105,12 +104,9 @@ class Collector:
             self.service_uid = -1
         self._quiet: set[int] = set()
         self._update_quiet()
-        if not self.programs.loaded_now:  # pins kept from the last collector: nobody subscribes yet
-            self.programs.set_enabled(self.programs.enabled_kinds)
-        else:
-            self.programs.set_enabled(frozenset())
-        # bcc's compile ran in a child; nothing big was ever in this heap, but return what was.
-        ctypes.CDLL(None).malloc_trim(0)
+        # Keep producing what the last collector produced (nothing after a fresh load) until a
+        # filterd subscribes; re-applying also mends a predecessor killed between attach and map.
+        self.programs.set_enabled(self.programs.enabled_kinds)
 
     # -- subscriptions ---------------------------------------------------------------------
     def apply_subscriptions(self) -> None:
@@ -182,12 +178,25 @@ class Collector:
             self._snapshot_due = False
             self.add_unnumbered(snapshot_records())
         now = time.monotonic()
-        due = force or self._pending_marks or now - self._drained_at >= DRAIN_AGE_S
-        if not due and self.ring.unread() < DRAIN_BYTES:
-            self.flush()  # a resend may be due
-            self.release()  # and acks move the ring on
-            return 0
-        self._drained_at = now
+        total = 0
+        if (
+            force
+            or self._pending_marks
+            or now - self._drained_at >= DRAIN_AGE_S
+            or self.ring.unread() >= DRAIN_BYTES
+        ):
+            self._drained_at = now
+            total = self.read_ring()
+        if self._pending_marks and self.subscribed():
+            marks = [encode(records.MARKER, token=t) for t in self._pending_marks]
+            self._pending_marks = []
+            self.add_unnumbered(marks)
+        self.flush()
+        self.release()
+        return total
+
+    def read_ring(self) -> int:
+        """Number and keep what the ring holds (bounded per tick); the kernel records read."""
         total = 0
         for _ in range(BATCHES_PER_TICK):
             start = self.ring.read_pos
@@ -199,12 +208,6 @@ class Collector:
             if self.hasher.algos:
                 recs = self.hasher.records_for(recs)
             self.stream.add(b"".join(recs), n, start)
-        if self._pending_marks and self.subscribed():
-            marks = [encode(records.MARKER, token=t) for t in self._pending_marks]
-            self._pending_marks = []
-            self.add_unnumbered(marks)
-        self.flush()
-        self.release()
         return total
 
     def release(self) -> None:
