@@ -7,6 +7,7 @@ the unprivileged filterd can still reach its files (pytest's tmp dirs are 0700).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -59,12 +60,29 @@ class Sandbox:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+@functools.cache
+def code_for_others() -> Path:
+    """Where another user can run our code: the checkout itself, or (a clone under a 0700
+    directory such as mktemp -d gives) a world-readable copy of the packages."""
+    if all(os.stat(p).st_mode & 0o001 for p in (ROOT, *ROOT.parents)):
+        return ROOT
+    copy = Path(tempfile.mkdtemp(prefix="sysmon-cli-code-", dir="/run"))
+    os.chmod(copy, 0o755)
+    for pkg in ("sysmon_cli", "filterd", "shared", "collector"):
+        shutil.copytree(ROOT / pkg, copy / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(["chmod", "-R", "a+rX", str(copy)], check=True)
+    return copy
+
+
 def run_sysmon(
     *args: str, env: dict[str, str] | None = None, user: str | None = None, timeout: float = 60
 ) -> Result:
     cmd = [sys.executable, "-m", "sysmon_cli", *args]
-    if user is not None:
-        cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups", *cmd]
-    env = env or dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    root = ROOT
+    if user is not None:  # the system interpreter: a venv under the checkout may be out of reach
+        root = code_for_others()
+        cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups",
+               os.path.realpath(sys.executable), "-m", "sysmon_cli", *args]  # fmt: skip
+    env = env or dict(os.environ, PYTHONPATH=str(root))
+    p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
     return Result(p.returncode, p.stdout, p.stderr)
