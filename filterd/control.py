@@ -165,6 +165,8 @@ class ControlServer:
             except OSError:
                 return  # e.g. EMFILE: the connection waits in the backlog
             if len(self.clients) >= MAX_CLIENTS:
+                self._reap_hung_up()
+            if len(self.clients) >= MAX_CLIENTS:
                 self.refused += 1
                 with contextlib.suppress(OSError):
                     conn.setblocking(False)
@@ -173,6 +175,16 @@ class ControlServer:
                 continue
             conn.setblocking(False)
             self.clients[conn.fileno()] = _Client(conn)
+
+    def _reap_hung_up(self) -> None:
+        """Clients that left since this poll began make room before a newcomer is refused."""
+        p = select.poll()
+        for fd in self.clients:
+            p.register(fd, select.POLLIN)
+        for fd, ev in p.poll(0):
+            c = self.clients.get(fd)
+            if c is not None and ev & (select.POLLHUP | select.POLLERR):
+                self._drop(c)
 
     def _read(self, c: _Client) -> None:
         try:

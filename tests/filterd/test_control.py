@@ -122,6 +122,24 @@ def test_client_limit(loop: Loop) -> None:
     assert ask(loop, b'{"cmd": "status"}\n')["ok"]  # served again once they are gone
 
 
+def test_clients_that_left_make_room_before_a_refusal(loop: Loop) -> None:
+    """The accept loop can see a newcomer before this poll saw the others hang up."""
+    held = [connect(loop) for _ in range(control.MAX_CLIENTS)]
+    deadline = time.monotonic() + 30
+    while loop.call(lambda: len(loop.server.clients)) < control.MAX_CLIENTS:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with loop.lock:  # the main loop is between its poll and its accept
+        for s in held:
+            s.close()
+        newcomer = connect(loop)
+        loop.server._accept()
+        assert loop.server.refused == 0 and len(loop.server.clients) == 1
+    with newcomer:
+        newcomer.sendall(b'{"cmd": "status"}\n')
+        assert json.loads(newcomer.makefile("rb").readline())["ok"]
+
+
 def test_tail_streams_and_reports_drops(loop: Loop, monkeypatch: pytest.MonkeyPatch) -> None:
     hub = loop.server.hub
     s = connect(loop)
