@@ -1,4 +1,5 @@
-"""Image hashes for ProcessCreate, computed where the file is: on the collector's host.
+"""Image hashes for ProcessCreate (and FileDeleteDetected), computed where the file is: on the
+collector's host.
 
 Why here: a filterd on another host cannot open this host's files. Only the algorithms some
 filterd subscribed to (b"want/h/SHA256") are computed. The kernel tells each exec's image
@@ -17,6 +18,9 @@ file. So nothing is opened for reading before it is proven to be the exec'd file
 * fstat on it: a regular file with the inode and ctime the kernel recorded, not above the
   size limit; only then is it reopened for reading through /proc/self/fd (the same file
   object), non-blocking and without taking a controlling terminal.
+A deleted file (FileDeleteDetected) can only be read while some process still runs it as its
+image: the deleter's own /proc/<pid>/exe is tried, then the process whose exe link reads
+"<path> (deleted)" (readlink only, at most _MAX_PROC_SCAN entries), with the same checks.
 All of it runs in a small worker pool with a bounded job queue, never in the collector's
 loop: records_for() waits at most `wait_s` per call. A hash not ready by then goes out with a
 later batch (filterd caches hashes by image identity, so the next exec of the image has it).
@@ -36,6 +40,7 @@ import struct
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Iterator
 
 from shared import records
 from shared.decode import field_index, join_path
@@ -70,6 +75,13 @@ _FLAGS, _PID, _INO, _CTIME, _DEV, _EXE_LEN = (
     field_index(records.PROCESS_EXEC, n)
     for n in ("flags", "pid", "exe_ino", "exe_ctime", "exe_dev", "exe_len")
 )
+_DELETE = struct.Struct(records.FILE_DELETE.fmt)
+_DELETE_KIND = records.FILE_DELETE.kind
+_D_PID, _D_FLAGS, _D_INO, _D_CTIME, _D_DEV, _D_MODE, _D_NAME_LEN, _D_BASE_LEN = (
+    field_index(records.FILE_DELETE, n)
+    for n in ("pid", "flags", "ino", "ctime", "dev", "mode", "name_len", "base_len")
+)
+_MAX_PROC_SCAN = 4096  # processes looked at for the one still running a deleted file
 _HASH_STRUCT = struct.Struct(records.IMAGE_HASH.fmt)
 _SKIP_FLAGS = records.REC_F_SNAPSHOT  # /proc snapshot: no identity, and never a ProcessCreate
 
@@ -187,10 +199,13 @@ def _digest_fd(fd: int, algos: frozenset[str], limit: int) -> bytes | None:
 
 
 class _Job:
-    __slots__ = ("key", "pid", "path", "algos", "gen", "digests", "why", "done")
+    __slots__ = ("key", "pid", "path", "running", "algos", "gen", "digests", "why", "done")
 
-    def __init__(self, key: Key, pid: int, path: bytes | None, algos: frozenset[str], gen: int) -> None:
+    def __init__(
+        self, key: Key, pid: int, path: bytes | None, algos: frozenset[str], gen: int, running: bytes | None
+    ) -> None:
         self.key, self.pid, self.path, self.algos, self.gen = key, pid, path, algos, gen
+        self.running = running  # a deleted file's former path: look for a process still running it
         self.digests: bytes | None = None
         self.why = ""  # failure reason, "" when hashed
         self.done = False
@@ -239,12 +254,39 @@ def _hash_verified(pfd: int, job: _Job, limit: int, pid: int | None) -> str:
         os.close(fd)
 
 
+def _running_as(path: bytes) -> int | None:
+    """A process whose image is the deleted file once at `path` (the kernel shows it as
+    "<path> (deleted)"); readlink only, no file system is touched. The identity check that
+    follows makes a wrong pick harmless."""
+    want = path + b" (deleted)"
+    try:
+        with os.scandir(b"/proc") as it:
+            for n, entry in enumerate(it):
+                if n >= _MAX_PROC_SCAN:
+                    return None
+                if entry.name.isdigit():
+                    try:
+                        if os.readlink(b"/proc/" + entry.name + b"/exe") == want:
+                            return int(entry.name)
+                    except OSError:
+                        continue
+    except OSError:
+        return None
+    return None
+
+
+def _candidates(job: _Job) -> Iterator[tuple[bool, bytes, int | None]]:
+    """(is /proc/<pid>/exe, name, pid) to try in turn."""
+    yield True, f"/proc/{job.pid}/exe".encode(), job.pid
+    if job.path is not None:
+        yield False, job.path, None
+    if job.running is not None and (pid := _running_as(job.running)) not in (None, job.pid):
+        yield True, f"/proc/{pid}/exe".encode(), pid
+
+
 def _run(job: _Job, limit: int) -> None:
     why = "gone"
-    candidates: list[tuple[bool, bytes]] = [(True, f"/proc/{job.pid}/exe".encode())]
-    if job.path is not None:
-        candidates.append((False, job.path))
-    for is_exe, name in candidates:
+    for is_exe, name, pid in _candidates(job):
         if not is_exe and (refused := _path_refused(job.key[0])):
             why = refused
             continue
@@ -260,7 +302,7 @@ def _run(job: _Job, limit: int) -> None:
                 why = "open_error"
             continue
         try:
-            why = _hash_verified(pfd, job, limit, job.pid if is_exe else None)
+            why = _hash_verified(pfd, job, limit, pid)
         except OSError:
             why = "open_error"
         finally:
@@ -268,6 +310,17 @@ def _run(job: _Job, limit: int) -> None:
         if why in ("", "too_big"):
             break
     job.why = why
+
+
+def _deleted_path(rec: bytes, v: tuple) -> bytes | None:
+    """The unlinked name made absolute as filterd's TargetFilename is (None when truncated)."""
+    if v[_D_FLAGS] & records.REC_F_PATH_TRUNC:
+        return None
+    start = _DELETE.size + v[_D_NAME_LEN]
+    name = rec[_DELETE.size : start]
+    if name.startswith(b"/"):
+        return name
+    return os.fsencode(join_path(rec[start : start + v[_D_BASE_LEN]])).rstrip(b"/") + b"/" + name
 
 
 class ImageHasher:
@@ -335,21 +388,30 @@ class ImageHasher:
         execs: list[tuple[int, Key]] = []
         waiting: list[_Job] = []
         for i, rec in enumerate(recs):
-            if rec[0] != _EXEC_KIND or rec[1] != 0 or len(rec) < _EXEC.size:  # u16 kind, little-endian
+            if rec[1] != 0:  # u16 kind, little-endian: every kind here is below 256
                 continue
-            v = _EXEC.unpack_from(rec)
-            if v[_FLAGS] & _SKIP_FLAGS:
+            running = path = None
+            if rec[0] == _EXEC_KIND and len(rec) >= _EXEC.size:
+                v = _EXEC.unpack_from(rec)
+                if v[_FLAGS] & _SKIP_FLAGS:
+                    continue
+                key, pid = (v[_DEV], v[_INO], v[_CTIME]), v[_PID]
+                if not v[_FLAGS] & records.REC_F_EXE_TRUNC:
+                    path = rec[_EXEC.size : _EXEC.size + v[_EXE_LEN]]
+            elif rec[0] == _DELETE_KIND and len(rec) >= _DELETE.size:
+                v = _DELETE.unpack_from(rec)
+                if not (stat.S_ISREG(v[_D_MODE]) and v[_D_MODE] & 0o111 and v[_D_INO]):
+                    self.stats["deleted_not_executable"] += 1  # FileDeleteDetected: Hashes "-"
+                    continue
+                key, pid, running = (v[_D_DEV], v[_D_INO], v[_D_CTIME]), v[_D_PID], _deleted_path(rec, v)
+            else:
                 continue
-            key = (v[_DEV], v[_INO], v[_CTIME])
             execs.append((i, key))
             if key in self._announced or key in self._results:
                 continue
             job = self._pending.get(key)
             if job is None:
-                path = None
-                if not v[_FLAGS] & records.REC_F_EXE_TRUNC:
-                    path = os.fsencode(join_path(rec[_EXEC.size : _EXEC.size + v[_EXE_LEN]]))
-                job = self._submit(key, v[_PID], path)
+                job = self._submit(key, pid, path and os.fsencode(join_path(path)), running)
             if job is not None:
                 waiting.append(job)
         if waiting:
@@ -390,13 +452,13 @@ class ImageHasher:
             t.join(max(0.0, deadline - time.monotonic()))
 
     # -- internals -------------------------------------------------------------------------
-    def _submit(self, key: Key, pid: int, path: bytes | None) -> _Job | None:
+    def _submit(self, key: Key, pid: int, path: bytes | None, running: bytes | None = None) -> _Job | None:
         if not self._threads:
             for slot in range(self._n_workers):
                 t = threading.Thread(target=self._work, args=(slot,), name=f"image-hash-{slot}", daemon=True)
                 t.start()
                 self._threads.append(t)
-        job = _Job(key, pid, path, self.algos, self._gen)
+        job = _Job(key, pid, path, self.algos, self._gen, running)
         try:
             self._queue.put_nowait(job)
         except queue.Full:

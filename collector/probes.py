@@ -14,6 +14,8 @@ from shared import records
 
 EXEC, EXIT, FORK = records.PROCESS_EXEC.kind, records.PROCESS_EXIT.kind, records.PROCESS_FORK.kind
 CREATE, RAW, DELETE = records.FILE_CREATE.kind, records.RAW_ACCESS.kind, records.FILE_DELETE.kind
+FTIME = records.FILE_TIME.kind
+CTIME_TRACEPOINTS = ("ctime_ns_xchg", "ctime_xchg_skip", "inode_set_ctime_to_ts")  # timestamp:*
 NET, DNS = records.NET_CONNECT.kind, records.DNS_PACKET.kind
 PTRACE, BPFPROG = records.PROCESS_ACCESS.kind, records.BPF_PROGRAM.kind
 
@@ -55,7 +57,14 @@ PROBES: tuple[Probe, ...] = (
         "file.bpf.c",
         _syscalls("sys_exit_open sys_exit_openat sys_exit_openat2", (CREATE, RAW))
         + _syscalls("sys_exit_creat", (CREATE,))
-        + _syscalls("sys_enter_unlink sys_enter_unlinkat sys_exit_unlink sys_exit_unlinkat", (DELETE,)),
+        + _syscalls("sys_enter_unlink sys_enter_unlinkat sys_exit_unlink sys_exit_unlinkat", (DELETE,))
+        + _syscalls(
+            "sys_enter_utimensat sys_enter_futimesat sys_enter_utimes sys_enter_utime "
+            "sys_exit_utimensat sys_exit_futimesat sys_exit_utimes sys_exit_utime",
+            (FTIME,),
+        )
+        # the inode a utime call or an unlink changes
+        + tuple(Hook(n, True, (FTIME, DELETE)) for n in CTIME_TRACEPOINTS),
     ),
     Probe(
         "net.bpf.c",

@@ -203,7 +203,7 @@ class Daemon:
 
     def subscribe(self) -> None:
         events = rule_set(self.config).enabled | self.recorder.extra_events()  # `record --events`
-        hashes = self.config.hash_algorithms if 1 in events else ()
+        hashes = self.config.hash_algorithms if events & {1, 26} else ()  # images, running deleted files
         kinds = REGISTRY.kinds_for(events)
         self.receiver.set_wants(kinds, hashes)
         self.recorder.wants(kinds, hashes)

@@ -38,6 +38,8 @@ OFFSETS: tuple[tuple[str, str, str], ...] = (
     ("inode_ino", "inode", "i_ino"),
     ("inode_sb", "inode", "i_sb"),
     ("inode_ctime_sec", "inode", "i_ctime_sec|__i_ctime|i_ctime"),  # 6.11 | 6.6 | older: tv_sec first
+    ("inode_mtime_sec", "inode", "i_mtime_sec"),  # 6.11+; older kernels: no previous time in event 2
+    ("inode_mtime_nsec", "inode", "i_mtime_nsec"),
     ("sb_dev", "super_block", "s_dev"),
     ("task_files", "task_struct", "files"),
     ("task_ptraced", "task_struct", "ptraced"),
@@ -78,6 +80,7 @@ OFFSETS: tuple[tuple[str, str, str], ...] = (
 )
 
 # Fields the programs cannot work without (the rest degrade to "unknown" values).
-REQUIRED: frozenset[str] = frozenset(
-    n for n, _, _ in OFFSETS if n not in {"task_loginuid", "task_sessionid", "task_exit_code"}
+OPTIONAL = frozenset(
+    {"task_loginuid", "task_sessionid", "task_exit_code", "inode_mtime_sec", "inode_mtime_nsec"}
 )
+REQUIRED: frozenset[str] = frozenset(n for n, _, _ in OFFSETS if n not in OPTIONAL)

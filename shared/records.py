@@ -175,12 +175,43 @@ FILE_DELETE = RecordKind(
     kind=6,
     name="FILE_DELETE",
     origin="bpf",
-    hook="tracepoints syscalls:sys_{enter,exit}_{unlink,unlinkat}, ret == 0 (bpf/file.bpf.c)",
-    fields=(Field("uid", "u32"), Field("dirfd", "s32", "AT_FDCWD (-100) or the dirfd given")),
+    hook="tracepoints syscalls:sys_{enter,exit}_{unlink,unlinkat}, ret == 0; raw tracepoints "
+    "timestamp:{ctime_ns_xchg,ctime_xchg_skip,inode_set_ctime_to_ts} for the inode (bpf/file.bpf.c)",
+    fields=(
+        Field("uid", "u32"),
+        Field("dirfd", "s32", "AT_FDCWD (-100) or the dirfd given"),
+        Field("ino", "u64", "the unlinked inode (0: not seen), as PROCESS_EXEC's exe identity"),
+        Field("ctime", "u64", "its ctime seconds after the unlink"),
+        Field("dev", "u32"),
+        Field("mode", "u32", "its i_mode"),
+    ),
     strings=("name", "base"),
     string_max={"name": PATH_MAX_BYTES, "base": PATH_MAX_BYTES},
     doc="A name was unlinked. name: the path as the syscall got it (user memory, read at exit); "
-    "base: leaf-first path of cwd or dirfd (kernel data), used when name is relative.",
+    "base: leaf-first path of cwd or dirfd (kernel data), used when name is relative. The inode "
+    "is the last non-directory whose ctime the call updated (raw tracepoints timestamp:*).",
+)
+
+FILE_TIME = RecordKind(
+    kind=11,
+    name="FILE_TIME",
+    origin="bpf",
+    hook="tracepoints syscalls:sys_{enter,exit}_{utimensat,futimesat,utimes,utime} with a given "
+    "modification time, ret == 0; raw tracepoints timestamp:{ctime_ns_xchg,ctime_xchg_skip,"
+    "inode_set_ctime_to_ts} for the inode (bpf/file.bpf.c)",
+    fields=(
+        Field("uid", "u32"),
+        Field("dirfd", "s32", "AT_FDCWD (-100), the dirfd given, or the file's own fd (futimens)"),
+        Field("mtime_sec", "s64", "modification time the file has now, Unix seconds"),
+        Field("prev_mtime_sec", "s64", "the one it had before the call (if have_prev)"),
+        Field("mtime_nsec", "u32"),
+        Field("prev_mtime_nsec", "u32"),
+        Field("have_prev", "u32", "1 when the kernel showed the inode before the change"),
+    ),
+    strings=("name", "base"),
+    string_max={"name": PATH_MAX_BYTES, "base": PATH_MAX_BYTES},
+    doc="A file's modification time was set to a given value (not \"now\"). name and base as in "
+    "FILE_DELETE; an empty name means the file is the one behind dirfd (or the cwd).",
 )
 
 NET_CONNECT = RecordKind(
@@ -302,6 +333,7 @@ KINDS: tuple[RecordKind, ...] = (
     FILE_CREATE,
     RAW_ACCESS,
     FILE_DELETE,
+    FILE_TIME,
     NET_CONNECT,
     PROCESS_ACCESS,
     BPF_PROGRAM,

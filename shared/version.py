@@ -4,4 +4,4 @@ A filterd drops (and counts) batches whose version differs from its own: records
 layout would decode into wrong values, which is worse than a counted loss.
 """
 
-WIRE_VERSION = 3
+WIRE_VERSION = 4

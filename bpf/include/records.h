@@ -9,6 +9,7 @@ enum rec_kind {
     KIND_FILE_CREATE = 4,
     KIND_RAW_ACCESS = 5,
     KIND_FILE_DELETE = 6,
+    KIND_FILE_TIME = 11,
     KIND_NET_CONNECT = 7,
     KIND_PROCESS_ACCESS = 8,
     KIND_BPF_PROGRAM = 9,
@@ -243,7 +244,7 @@ _Static_assert(__builtin_offsetof(struct rec_raw_access, time_ns) == __builtin_o
 _Static_assert(__builtin_offsetof(struct rec_raw_access, pid) == __builtin_offsetof(struct rec_header, pid), "RAW_ACCESS starts with the header");
 _Static_assert(__builtin_offsetof(struct rec_raw_access, tid) == __builtin_offsetof(struct rec_header, tid), "RAW_ACCESS starts with the header");
 
-/* A name was unlinked. name: the path as the syscall got it (user memory, read at exit); base: leaf-first path of cwd or dirfd (kernel data), used when name is relative. Hook: tracepoints syscalls:sys_{enter,exit}_{unlink,unlinkat}, ret == 0 (bpf/file.bpf.c). */
+/* A name was unlinked. name: the path as the syscall got it (user memory, read at exit); base: leaf-first path of cwd or dirfd (kernel data), used when name is relative. The inode is the last non-directory whose ctime the call updated (raw tracepoints timestamp:*). Hook: tracepoints syscalls:sys_{enter,exit}_{unlink,unlinkat}, ret == 0; raw tracepoints timestamp:{ctime_ns_xchg,ctime_xchg_skip,inode_set_ctime_to_ts} for the inode (bpf/file.bpf.c). */
 struct rec_file_delete {
     __u16 kind;  /* RecordKind.kind */
     __u16 flags;  /* REC_F_* bits */
@@ -253,6 +254,10 @@ struct rec_file_delete {
     __u32 tid;  /* thread id of the acting thread */
     __u32 uid;
     __s32 dirfd;  /* AT_FDCWD (-100) or the dirfd given */
+    __u64 ino;  /* the unlinked inode (0: not seen), as PROCESS_EXEC's exe identity */
+    __u64 ctime;  /* its ctime seconds after the unlink */
+    __u32 dev;
+    __u32 mode;  /* its i_mode */
     __u16 name_len;
     __u16 base_len;
     __u8 _pad0;
@@ -260,7 +265,7 @@ struct rec_file_delete {
     __u8 _pad2;
     __u8 _pad3;
 };
-_Static_assert(sizeof(struct rec_file_delete) == 40, "FILE_DELETE size");
+_Static_assert(sizeof(struct rec_file_delete) == 64, "FILE_DELETE size");
 _Static_assert(__builtin_offsetof(struct rec_file_delete, kind) == 0, "FILE_DELETE.kind");
 _Static_assert(__builtin_offsetof(struct rec_file_delete, flags) == 2, "FILE_DELETE.flags");
 _Static_assert(__builtin_offsetof(struct rec_file_delete, size) == 4, "FILE_DELETE.size");
@@ -269,18 +274,63 @@ _Static_assert(__builtin_offsetof(struct rec_file_delete, pid) == 16, "FILE_DELE
 _Static_assert(__builtin_offsetof(struct rec_file_delete, tid) == 20, "FILE_DELETE.tid");
 _Static_assert(__builtin_offsetof(struct rec_file_delete, uid) == 24, "FILE_DELETE.uid");
 _Static_assert(__builtin_offsetof(struct rec_file_delete, dirfd) == 28, "FILE_DELETE.dirfd");
-_Static_assert(__builtin_offsetof(struct rec_file_delete, name_len) == 32, "FILE_DELETE.name_len");
-_Static_assert(__builtin_offsetof(struct rec_file_delete, base_len) == 34, "FILE_DELETE.base_len");
-_Static_assert(__builtin_offsetof(struct rec_file_delete, _pad0) == 36, "FILE_DELETE._pad0");
-_Static_assert(__builtin_offsetof(struct rec_file_delete, _pad1) == 37, "FILE_DELETE._pad1");
-_Static_assert(__builtin_offsetof(struct rec_file_delete, _pad2) == 38, "FILE_DELETE._pad2");
-_Static_assert(__builtin_offsetof(struct rec_file_delete, _pad3) == 39, "FILE_DELETE._pad3");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, ino) == 32, "FILE_DELETE.ino");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, ctime) == 40, "FILE_DELETE.ctime");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, dev) == 48, "FILE_DELETE.dev");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, mode) == 52, "FILE_DELETE.mode");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, name_len) == 56, "FILE_DELETE.name_len");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, base_len) == 58, "FILE_DELETE.base_len");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, _pad0) == 60, "FILE_DELETE._pad0");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, _pad1) == 61, "FILE_DELETE._pad1");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, _pad2) == 62, "FILE_DELETE._pad2");
+_Static_assert(__builtin_offsetof(struct rec_file_delete, _pad3) == 63, "FILE_DELETE._pad3");
 _Static_assert(__builtin_offsetof(struct rec_file_delete, kind) == __builtin_offsetof(struct rec_header, kind), "FILE_DELETE starts with the header");
 _Static_assert(__builtin_offsetof(struct rec_file_delete, flags) == __builtin_offsetof(struct rec_header, flags), "FILE_DELETE starts with the header");
 _Static_assert(__builtin_offsetof(struct rec_file_delete, size) == __builtin_offsetof(struct rec_header, size), "FILE_DELETE starts with the header");
 _Static_assert(__builtin_offsetof(struct rec_file_delete, time_ns) == __builtin_offsetof(struct rec_header, time_ns), "FILE_DELETE starts with the header");
 _Static_assert(__builtin_offsetof(struct rec_file_delete, pid) == __builtin_offsetof(struct rec_header, pid), "FILE_DELETE starts with the header");
 _Static_assert(__builtin_offsetof(struct rec_file_delete, tid) == __builtin_offsetof(struct rec_header, tid), "FILE_DELETE starts with the header");
+
+/* A file's modification time was set to a given value (not "now"). name and base as in FILE_DELETE; an empty name means the file is the one behind dirfd (or the cwd). Hook: tracepoints syscalls:sys_{enter,exit}_{utimensat,futimesat,utimes,utime} with a given modification time, ret == 0; raw tracepoints timestamp:{ctime_ns_xchg,ctime_xchg_skip,inode_set_ctime_to_ts} for the inode (bpf/file.bpf.c). */
+struct rec_file_time {
+    __u16 kind;  /* RecordKind.kind */
+    __u16 flags;  /* REC_F_* bits */
+    __u32 size;  /* whole record in bytes, header and tail included */
+    __u64 time_ns;  /* CLOCK_BOOTTIME ns when the kernel saw it (bpf_ktime_get_boot_ns) */
+    __u32 pid;  /* tgid of the acting process */
+    __u32 tid;  /* thread id of the acting thread */
+    __u32 uid;
+    __s32 dirfd;  /* AT_FDCWD (-100), the dirfd given, or the file's own fd (futimens) */
+    __s64 mtime_sec;  /* modification time the file has now, Unix seconds */
+    __s64 prev_mtime_sec;  /* the one it had before the call (if have_prev) */
+    __u32 mtime_nsec;
+    __u32 prev_mtime_nsec;
+    __u32 have_prev;  /* 1 when the kernel showed the inode before the change */
+    __u16 name_len;
+    __u16 base_len;
+};
+_Static_assert(sizeof(struct rec_file_time) == 64, "FILE_TIME size");
+_Static_assert(__builtin_offsetof(struct rec_file_time, kind) == 0, "FILE_TIME.kind");
+_Static_assert(__builtin_offsetof(struct rec_file_time, flags) == 2, "FILE_TIME.flags");
+_Static_assert(__builtin_offsetof(struct rec_file_time, size) == 4, "FILE_TIME.size");
+_Static_assert(__builtin_offsetof(struct rec_file_time, time_ns) == 8, "FILE_TIME.time_ns");
+_Static_assert(__builtin_offsetof(struct rec_file_time, pid) == 16, "FILE_TIME.pid");
+_Static_assert(__builtin_offsetof(struct rec_file_time, tid) == 20, "FILE_TIME.tid");
+_Static_assert(__builtin_offsetof(struct rec_file_time, uid) == 24, "FILE_TIME.uid");
+_Static_assert(__builtin_offsetof(struct rec_file_time, dirfd) == 28, "FILE_TIME.dirfd");
+_Static_assert(__builtin_offsetof(struct rec_file_time, mtime_sec) == 32, "FILE_TIME.mtime_sec");
+_Static_assert(__builtin_offsetof(struct rec_file_time, prev_mtime_sec) == 40, "FILE_TIME.prev_mtime_sec");
+_Static_assert(__builtin_offsetof(struct rec_file_time, mtime_nsec) == 48, "FILE_TIME.mtime_nsec");
+_Static_assert(__builtin_offsetof(struct rec_file_time, prev_mtime_nsec) == 52, "FILE_TIME.prev_mtime_nsec");
+_Static_assert(__builtin_offsetof(struct rec_file_time, have_prev) == 56, "FILE_TIME.have_prev");
+_Static_assert(__builtin_offsetof(struct rec_file_time, name_len) == 60, "FILE_TIME.name_len");
+_Static_assert(__builtin_offsetof(struct rec_file_time, base_len) == 62, "FILE_TIME.base_len");
+_Static_assert(__builtin_offsetof(struct rec_file_time, kind) == __builtin_offsetof(struct rec_header, kind), "FILE_TIME starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_file_time, flags) == __builtin_offsetof(struct rec_header, flags), "FILE_TIME starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_file_time, size) == __builtin_offsetof(struct rec_header, size), "FILE_TIME starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_file_time, time_ns) == __builtin_offsetof(struct rec_header, time_ns), "FILE_TIME starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_file_time, pid) == __builtin_offsetof(struct rec_header, pid), "FILE_TIME starts with the header");
+_Static_assert(__builtin_offsetof(struct rec_file_time, tid) == __builtin_offsetof(struct rec_header, tid), "FILE_TIME starts with the header");
 
 /* One reported connection or UDP flow; UDP flows are reported once per 30 min per process and 5-tuple (the kernel keeps that state), failed TCP connects never. Hook: tracepoint sock:inet_sock_set_state (TCP out), syscalls:sys_exit_accept{,4} (TCP in), net:net_dev_queue (UDP out), syscalls:sys_exit_{recvfrom,recvmsg} (UDP in) (bpf/net.bpf.c). */
 struct rec_net_connect {
@@ -509,6 +559,8 @@ struct sysmon_offsets {
     __u32 inode_ino;  /* inode.i_ino */
     __u32 inode_sb;  /* inode.i_sb */
     __u32 inode_ctime_sec;  /* inode.i_ctime_sec|__i_ctime|i_ctime */
+    __u32 inode_mtime_sec;  /* inode.i_mtime_sec */
+    __u32 inode_mtime_nsec;  /* inode.i_mtime_nsec */
     __u32 sb_dev;  /* super_block.s_dev */
     __u32 task_files;  /* task_struct.files */
     __u32 task_ptraced;  /* task_struct.ptraced */

@@ -21,9 +21,28 @@ _sys_prefix: dict[int, str] = {}
 
 
 def _calendar(sec: int) -> tuple[str, str]:
-    t = time.gmtime(sec)
+    try:
+        t = time.gmtime(sec)
+    except (OverflowError, OSError, ValueError):  # a file time any user can set: any s64
+        return _civil(sec)
     return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}",
             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
+
+
+def _civil(sec: int) -> tuple[str, str]:
+    """Proleptic Gregorian date of any integer second (H. Hinnant's civil_from_days)."""
+    days, rem = divmod(sec, 86400)
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    y = yoe + era * 400 + (m <= 2)
+    h, rem = divmod(rem, 3600)
+    return f"{y:04d}-{m:02d}-{d:02d}", f"{h:02d}:{rem // 60:02d}:{rem % 60:02d}"
 
 
 def _new_utc_prefix(sec: int) -> str:

@@ -481,3 +481,48 @@ def test_live_process_on_an_untrusted_fs_is_not_touched(
         proc.kill()
         proc.wait()
         path.unlink()
+
+
+def delete_record(pid: int, path: Path, st: os.stat_result | None, relative: bool = False) -> bytes:
+    """The FILE_DELETE the kernel sends after `pid` unlinked `path` (st: the inode after it)."""
+    name, base = (path.name.encode(), split_path(str(path.parent))) if relative else (bytes(path), b"")
+    ident = {}
+    if st is not None:
+        ident = dict(ino=st.st_ino, ctime=st.st_ctime_ns // 10**9, dev=kernel_dev(st.st_dev), mode=st.st_mode)
+    return encode(records.FILE_DELETE, (name, base), pid=pid, tid=pid, dirfd=-100, **ident)
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_deleted_file_still_running_is_hashed_through_its_process(
+    hasher: ImageHasher, image: Path, relative: bool
+) -> None:
+    proc = subprocess.Popen([image, "60"])
+    try:
+        wait_for(lambda: os.readlink(f"/proc/{proc.pid}/exe") == str(image), "exec")
+        image.unlink()
+        st = os.stat(f"/proc/{proc.pid}/exe")
+        rec = delete_record(dead_pid(), image, st, relative)  # deleted by another process
+        out = hasher.records_for([rec])
+        [(key, algos, digests)] = image_hashes(out)
+        assert out[1:] == [rec] and key == key_of(st)
+        assert digests == hashlib.sha256(Path(SLEEP).read_bytes()).digest()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_deleted_file_nobody_runs_gets_no_hash_and_a_reason(hasher: ImageHasher, tmp_path: Path) -> None:
+    text = tmp_path / "note.txt"
+    text.write_text("x")
+    st = os.stat(text)
+    text.unlink()
+    rec = delete_record(os.getpid(), text, st)
+    assert hasher.records_for([rec]) == [rec]
+    assert hasher.stats["deleted_not_executable"] == 1
+    exe = tmp_path / "prog"
+    shutil.copy(SLEEP, exe)
+    st = os.stat(exe)
+    exe.unlink()
+    rec = delete_record(dead_pid(), exe, st)
+    assert hasher.records_for([rec]) == [rec]
+    assert hasher.stats["failed_gone"] == 1

@@ -6,6 +6,7 @@ child process (so the acting pid is known) and finds its events by ProcessId.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -13,6 +14,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +32,7 @@ COLLECT_ALL = """<Sysmon schemaversion="4.90"><EventFiltering>
 <ProcessCreate onmatch="exclude"/><ProcessTerminate onmatch="exclude"/>
 <NetworkConnect onmatch="exclude"/><RawAccessRead onmatch="exclude"/><ProcessAccess onmatch="exclude"/>
 <FileCreate onmatch="exclude"/><FileDelete onmatch="exclude"/><DnsQuery onmatch="exclude"/>
+<FileCreateTime onmatch="exclude"/><FileDeleteDetected onmatch="exclude"/>
 <eBPFEvent onmatch="exclude"/>
 </EventFiltering></Sysmon>"""
 
@@ -114,6 +117,103 @@ def test_file_create_and_delete(mon: Monitor, tmp_path: Path) -> None:
             check_actor(e, pid)
             assert e["User"] == "root"
             assert (e["Hashes"], e["IsExecutable"], e["Archived"]) == ("-", "-", "-")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+SELF_DELETE = "import os, time; os.unlink(os.readlink('/proc/self/exe')); time.sleep(30)"
+
+
+def test_file_delete_detected(mon: Monitor) -> None:
+    """One unlink feeds 23 and 26. A deleted file that still runs (here: as another process, and
+    as the deleter itself) is hashed through that process; any other file gets `-`."""
+    d = Path(f"/var/tmp/sysmon-test-fdel-{uuid.uuid4().hex[:8]}")
+    d.mkdir()
+    payload = selfdel = None
+    try:
+        shutil.copy2("/bin/sleep", d / "payload")
+        shutil.copy2(os.path.realpath(sys.executable), d / "selfdel")
+        (d / "note.txt").write_text("not a program")
+        payload = subprocess.Popen([str(d / "payload"), "30"])  # runs on after its file is gone
+        selfdel = subprocess.Popen(
+            [str(d / "selfdel"), "-c", SELF_DELETE],
+            env={"PYTHONHOME": sys.base_prefix},
+        )
+        pid = run_child("import os\nos.unlink('payload')\nos.unlink('note.txt')\n", cwd=str(d))
+        want = {
+            "payload": hashlib.sha256(Path("/bin/sleep").read_bytes()).hexdigest(),
+            "selfdel": hashlib.sha256(Path(os.path.realpath(sys.executable)).read_bytes()).hexdigest(),
+        }
+        by_name = {}
+        got = mon.wait_events(
+            lambda ls: sum("<EventID>26</EventID>" in x and str(d) in x for x in ls) >= 3, timeout=15
+        )
+        for line in got:
+            if str(d) in line and "<EventID>26</EventID>" in line:
+                e = parse(line)[1]
+                by_name[Path(e["TargetFilename"]).name] = e
+        assert set(by_name) == {"payload", "note.txt", "selfdel"}
+        for name in ("payload", "selfdel"):
+            assert by_name[name]["Hashes"] == "SHA256=" + want[name], by_name[name]
+            assert by_name[name]["IsExecutable"] == "true"
+        assert (by_name["note.txt"]["Hashes"], by_name["note.txt"]["IsExecutable"]) == ("-", "-")
+        assert by_name["payload"]["ProcessId"] == str(pid) and by_name["payload"]["Image"] == PY_IMAGE
+        assert by_name["selfdel"]["Image"] == f"{d}/selfdel"
+        assert by_name["selfdel"]["ProcessId"] == str(selfdel.pid)
+        deletes = [e for e in events_of(mon, 23, pid, 2) if str(d) in e["TargetFilename"]]
+        assert sorted(Path(e["TargetFilename"]).name for e in deletes) == ["note.txt", "payload"]
+    finally:
+        for p in (payload, selfdel):
+            if p is not None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def utc(ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns // 10**6 % 1000:03d}"
+
+
+@pytest.mark.parametrize("parent", ["/dev/shm", "/var/tmp"])  # tmpfs, and the root filesystem
+def test_file_create_time(mon: Monitor, parent: str) -> None:
+    """Given times through utimensat (path and fd forms) and utimes give event 2; "now" does not."""
+    d = Path(f"{parent}/sysmon-test-ftime-{uuid.uuid4().hex[:8]}")
+    d.mkdir()
+    try:
+        code = (
+            "import ctypes, os, time\n"
+            "t = time.mktime((2020, 1, 1, 12, 0, 0, 0, 0, -1))\n"  # local time, as in the issue
+            "open('a.txt', 'w').close()\n"
+            "open('before', 'w').write(str(os.stat('a.txt').st_mtime_ns))\n"
+            "time.sleep(1)\n"
+            "os.utime('a.txt', (t, t))\n"  # utimensat(AT_FDCWD, "a.txt")
+            "fd = os.open('b.txt', os.O_CREAT | os.O_WRONLY)\n"
+            "os.utime(fd, ns=(0, 1_500_000_123))\n"  # futimens(fd)
+            "os.utime('a.txt')\n"  # now: no event
+            "os.utime('b.txt', (5, 5), follow_symlinks=False)\n"
+            "tv = (ctypes.c_long * 4)(0, 0, 7, 250000)\n"
+            "assert ctypes.CDLL(None, use_errno=True).utimes(b'b.txt', tv) == 0\n"  # utimes(2)
+        )
+        pid = run_child(code, cwd=str(d))
+        events_of(mon, 2, pid, 4)
+        mon.drain()  # a wrong fifth event would be in by now
+        got = events_of(mon, 2, pid, 4)
+        assert [e["TargetFilename"] for e in got] == [f"{d}/a.txt", f"{d}/b.txt", f"{d}/b.txt", f"{d}/b.txt"]
+        a, b1, b2, b3 = got
+        assert a["CreationUtcTime"] == utc(int(time.mktime((2020, 1, 1, 12, 0, 0, 0, 0, -1))) * 10**9)
+        assert a["PreviousCreationUtcTime"] == utc(int((d / "before").read_text()))
+        assert (b1["CreationUtcTime"], b2["CreationUtcTime"], b3["CreationUtcTime"]) == (
+            "1970-01-01 00:00:01.500",
+            "1970-01-01 00:00:05.000",
+            "1970-01-01 00:00:07.250",
+        )
+        assert (b2["PreviousCreationUtcTime"], b3["PreviousCreationUtcTime"]) == (
+            "1970-01-01 00:00:01.500",
+            "1970-01-01 00:00:05.000",
+        )
+        for e in got:
+            check_actor(e, pid)
+            assert e["User"] == "root"
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
