@@ -80,9 +80,10 @@ static __always_inline int stash_unlink(const char *pathname, long dfd)
         return 0;
     __u64 tid = bpf_get_current_pid_tgid();
     struct stash_val v = {(__u64)pathname, (__u64)dfd, 0, 0};
-    stash.update(&tid, &v);
     __u64 none = 0;
-    unlink_victim.update(&tid, &none);
+    __u32 kind = KIND_FILE_DELETE;
+    if (stash.update(&tid, &v) || unlink_victim.update(&tid, &none))
+        count(drops.lookup(&kind)); /* maps full (threads parked in the call): a counted loss */
     return 0;
 }
 
@@ -205,7 +206,9 @@ static __always_inline int stash_time(const char *name, long dfd, __s64 sec, __s
     v.dfd = dfd;
     v.sec = sec;
     v.nsec = nsec;
-    time_stash.update(&tid, &v);
+    __u32 kind = KIND_FILE_TIME;
+    if (time_stash.update(&tid, &v))
+        count(drops.lookup(&kind));
     return 0;
 }
 

@@ -344,6 +344,7 @@ class ImageHasher:
         self._pending: dict[Key, _Job] = {}
         self._late: dict[Key, None] = {}  # exec went out without its hash; send it when done
         self._queue: queue.Queue[_Job | None] = queue.Queue(queue_max)
+        self._delete_room = queue_max // 2  # deleted files queue only while it is this short
         self._cond = threading.Condition()
         self._finished: list[_Job] = []  # guarded by _cond
         self._n_workers = max(1, workers)
@@ -410,6 +411,9 @@ class ImageHasher:
             if key in self._announced or key in self._results:
                 continue
             job = self._pending.get(key)
+            if job is None and running is not None and self._queue.qsize() >= self._delete_room:
+                self.stats["deleted_busy"] += 1  # half the queue stays for the images of execs
+                continue
             if job is None:
                 job = self._submit(key, pid, path and os.fsencode(join_path(path)), running)
             if job is not None:

@@ -526,3 +526,40 @@ def test_deleted_file_nobody_runs_gets_no_hash_and_a_reason(hasher: ImageHasher,
     rec = delete_record(dead_pid(), exe, st)
     assert hasher.records_for([rec]) == [rec]
     assert hasher.stats["failed_gone"] == 1
+
+
+def test_deleted_files_leave_half_the_queue_to_exec_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood of deleted executables (each a new identity) cannot starve ProcessCreate's hashes."""
+    h = ImageHasher(wait_s=0.0, workers=1, queue_max=4)
+    h.want(SHA256)
+    stop, started = threading.Event(), threading.Event()
+    real_run = hashes._run
+
+    def slow_run(job: hashes._Job, limit: int) -> None:
+        started.set()
+        stop.wait(30)
+        real_run(job, limit)
+
+    monkeypatch.setattr(hashes, "_run", slow_run)
+    exe = tmp_path / "prog"
+    shutil.copy(SLEEP, exe)
+    st = os.stat(exe)
+    recs = [
+        encode(records.FILE_DELETE, (b"/x%d" % i, b""), pid=1, ino=i + 1, ctime=1, dev=1, mode=0o100755)
+        for i in range(8)
+    ]
+    proc = subprocess.Popen([exe, "60"])
+    try:
+        h.records_for(recs[:1])
+        wait_for(started.is_set, "the worker busy")
+        h.records_for(recs[1:])
+        assert h.stats["deleted_busy"] == 5  # 2 queued (half of 4), the rest turned away
+        h.records_for([exec_record(proc.pid, exe, st)])
+        assert h.stats["refused"] == 0  # the exec's job still found room
+    finally:
+        proc.kill()
+        proc.wait()
+        stop.set()
+        h.close()
