@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import socket
 import struct
@@ -214,6 +215,32 @@ def test_file_create_time(mon: Monitor, parent: str) -> None:
         for e in got:
             check_actor(e, pid)
             assert e["User"] == "root"
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_file_create_time_hostile_arguments(mon: Monitor) -> None:
+    """Times at the s64 edge still render; a bad pointer (EFAULT) or a bad nsec (EINVAL) gives none."""
+    d = Path(f"/var/tmp/sysmon-test-ftime-{uuid.uuid4().hex[:8]}")
+    d.mkdir()
+    try:
+        code = (
+            "import ctypes, os\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "open('a', 'w').close()\n"
+            "assert libc.syscall(280, -100, b'a', ctypes.c_void_p(8), 0) == -1\n"  # utimensat, EFAULT
+            "bad = (ctypes.c_long * 4)(0, 0, 1, 2_000_000_000)\n"
+            "assert libc.syscall(280, -100, b'a', bad, 0) == -1\n"  # EINVAL
+            "os.utime('a', ns=(0, 2**63 - 1))\n"
+            "os.utime('a', ns=(0, -(2**63)))\n"
+        )
+        pid = run_child(code, cwd=str(d))
+        events_of(mon, 2, pid, 2)
+        mon.drain()
+        got = events_of(mon, 2, pid, 2)
+        assert len(got) == 2
+        for e in got:  # clamped by the filesystem to its own range, rendered like any time
+            assert re.fullmatch(r"-?\d{4,}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", e["CreationUtcTime"]), e
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
