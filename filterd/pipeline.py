@@ -88,18 +88,18 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
         loss_interval_s: float = DEFAULT_INTERVAL_S,
     ) -> None:
-        self.sinks = list(sinks)
+        self.sinks = sinks
         self.record_ids = record_ids
         self.hosts: dict[str, HostState] = {}
         self.headers: dict[str, SystemHeader] = {}
         self.stats: Counter[str] = Counter()
         self.rule_hits: Counter[str] = Counter()  # RuleName -> events it included
-        self.decisions: Counter[tuple[int, bool]] = Counter()  # (event id, included) -> events
+        self._decided: dict[int, list[int]] = {}  # event id -> [excluded, included]
+        self._n_included = self._n_excluded = 0  # of the batch, added to stats on flush
         self.frame_errors: Counter[str] = Counter()  # unusable frames by reason (filterd/metrics.py)
         self._out: list[str] = []  # rendered events of the batch being processed
         # the same events as values, for sinks that render their own format (send_events: JSON)
         self._events: list[tuple[Any, ...]] = []
-        self._by_values = any(isinstance(s, ValueSink) for s in sinks)
         self.parked_bytes = 0  # batches of all origins waiting for their host context
         self.local_header = SystemHeader(socket.gethostname(), os.getpid(), os.getpid(), 0)
         self.clock = clock
@@ -120,33 +120,59 @@ class Pipeline:
         # config can log); every kind some module consumes is here, logged or not
         self.dispatch = REGISTRY.dispatch(self.enabled, rules.matcher)
 
+    @property
+    def sinks(self) -> tuple[Sink | ValueSink, ...]:
+        return self._sinks
+
+    @sinks.setter
+    def sinks(self, sinks: Sequence[Sink | ValueSink]) -> None:
+        """Which call each sink takes is settled here, once, not per batch (isinstance against
+        a Protocol costs microseconds)."""
+        self._sinks = tuple(sinks)
+        self._senders = tuple(
+            (s.send_events, True) if isinstance(s, ValueSink) else (s.send_many, False) for s in self._sinks
+        )
+        self._by_values = any(by_values for _, by_values in self._senders)
+
+    @property
+    def decisions(self) -> Counter[tuple[int, bool]]:
+        """(event id, included) -> events the rules decided."""
+        return Counter(
+            {(eid, bool(i)): n for eid, counts in self._decided.items() for i, n in enumerate(counts) if n}
+        )
+
     # -- output ----------------------------------------------------------------------------
     def write(self, event_id: int, values: EventData, header: SystemHeader) -> None:
         etype, record_id, now_ns = BY_ID[event_id], self.record_ids.next(), time.time_ns()
         self._out.append(render_event(etype, values, header, record_id, now_ns))
         if self._by_values:
             self._events.append((etype, values, header, record_id, now_ns))
-        self.stats["written"] += 1
 
     def flush(self) -> None:
-        """Hand the events of a batch to the sinks together (syslog sends them with sendmmsg)."""
+        """Hand the events of a batch to the sinks together (syslog sends them with sendmmsg);
+        the batch's counters are added here, once."""
         out, self._out = self._out, []
         events, self._events = self._events, []
+        if self._n_included or self._n_excluded:
+            self.stats["included"] += self._n_included
+            self.stats["excluded"] += self._n_excluded
+            self._n_included = self._n_excluded = 0
         if not out:
             return
-        for sink in self.sinks:
-            if isinstance(sink, ValueSink):
-                sink.send_events(events)
-            else:
-                sink.send_many(out)
+        self.stats["written"] += len(out)
+        for send, by_values in self._senders:
+            send(events if by_values else out)
 
     def filtered(self, event_id: int, matcher: Any, values: EventData, header: SystemHeader) -> None:
         include, rule_name = matcher.decide(values)
-        self.decisions[event_id, include] += 1
+        counts = self._decided.get(event_id)
+        if counts is None:
+            counts = self._decided[event_id] = [0, 0]
+        counts[include] += 1
         if not include:
-            self.stats["excluded"] += 1
+            self._n_excluded += 1
             return
-        self.stats["included"] += 1
+        self._n_included += 1
         if rule_name != "-":
             self.rule_hits[rule_name] += 1
         values = (rule_name, *values[1:])

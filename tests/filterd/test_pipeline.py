@@ -336,7 +336,7 @@ def test_a_tail_client_added_later_is_not_a_loss(lp: tuple[Pipeline, ListSink, C
     class Slow(ListSink):
         dropped = 5
 
-    p.sinks.append(Slow())
+    p.sinks = [*p.sinks, Slow()]
     p.tick()
     assert reports(sink) == []
 
