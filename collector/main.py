@@ -294,6 +294,20 @@ class Collector:
         self.programs.close()
 
 
+READER_NICE = -10
+
+
+def raise_priority(nice: int) -> None:
+    """A flood of events must not starve the one process that empties the kernel ring: when the
+    CPUs are busy (the flood itself keeps them busy), a reader at the default priority gets its
+    share too late and the ring overflows. The loader child inherits it (its compile is short)."""
+    if nice:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        except OSError as e:  # not root, or RLIMIT_NICE: run on, at the given priority
+            print(f"sysmon-collector: priority {nice} not set: {e}", file=sys.stderr)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="sysmon-collector", description=__doc__.splitlines()[0])
     p.add_argument("--endpoint", action="append", help=f"ZeroMQ bind endpoint (default {DEFAULT_ENDPOINT})")
@@ -327,6 +341,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--quiet-pid", type=int, action="append", default=[], help="a pid whose events are not logged"
     )
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=READER_NICE,
+        help=f"scheduling priority of the ring reader (default {READER_NICE}; 0 leaves it as started)",
+    )
     p.add_argument("--unpin", action="store_true", help="detach and remove the pinned programs, then exit")
     p.add_argument("--print-bpf", action="store_true", help="print the BPF source and exit")
     return p.parse_args(argv)
@@ -344,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         PinDir(args.pin_dir).remove()
         return 0
     endpoints = args.endpoint or [DEFAULT_ENDPOINT]
+    raise_priority(args.nice)
     notifier = Notifier.from_environ()  # before the loader child starts: it must not inherit it
     try:
         curve = curve_server(endpoints, args.curve_secret, args.curve_clients)  # before loading BPF
