@@ -219,6 +219,24 @@ def test_file_create_time(mon: Monitor, parent: str) -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_touch_with_and_without_a_date(mon: Monitor) -> None:
+    """`touch -d` sets a given time (event 2); plain `touch` sets "now" (no event, as on Windows)."""
+    d = Path(f"/var/tmp/sysmon-test-touch-{uuid.uuid4().hex[:8]}")
+    d.mkdir()
+    try:
+        (d / "f").write_text("x")
+        dated = subprocess.run(["touch", "-d", "2021-06-01 00:00:00 UTC", str(d / "f")], check=True)
+        plain = subprocess.Popen(["touch", str(d / "f")])
+        assert plain.wait(30) == 0 and dated.returncode == 0
+        got = [parse(x)[1] for x in mon.drain() if "<EventID>2</EventID>" in x and str(d) in x]
+        assert [(e["TargetFilename"], e["CreationUtcTime"], e["Image"]) for e in got] == [
+            (f"{d}/f", "2021-06-01 00:00:00.000", "/usr/bin/touch")
+        ]
+        assert got[0]["ProcessId"] != str(plain.pid)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_file_create_time_hostile_arguments(mon: Monitor) -> None:
     """Times at the s64 edge still render; a bad pointer (EFAULT) or a bad nsec (EINVAL) gives none."""
     d = Path(f"/var/tmp/sysmon-test-ftime-{uuid.uuid4().hex[:8]}")
