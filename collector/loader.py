@@ -28,7 +28,6 @@ from pathlib import Path
 from shared.digest import new_hash
 
 from . import __version__
-from .btf import pack_offsets, resolve_offsets
 from .errors import CollectorError, LoadError
 from .pins import EPOCH, PINNED_MAPS, RING_BYTES, STAMP, PinDir, ensure_bpffs, remove_tree
 from .probes import HOOKS, PROBES
@@ -68,6 +67,8 @@ def load_and_pin(
 ) -> None:
     """Load, then pin in `pin_dir`, or (without bpffs) hand the fds to the collector over
     `fd_socket` (SCM_RIGHTS): it then keeps them for its life, and a restart loads again."""
+    from .btf import pack_offsets, resolve_offsets  # the loader child's only: ctypes.util & co.
+
     offsets = resolve_offsets(btf_path)
     try:
         from bcc import BPF  # Debian's python3-bpfcc, through --system-site-packages

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 from pathlib import Path
 
 DEFAULT_PIN_DIR = "/sys/fs/bpf/sysmon"
@@ -65,6 +64,8 @@ def remove_tree(path: Path) -> None:
     if links.is_dir():
         for p in links.iterdir():
             p.unlink(missing_ok=True)
+    import shutil  # rarely needed (unpin, a stale tree): its bz2/lzma stay out of the collector
+
     shutil.rmtree(path, ignore_errors=True)
 
 

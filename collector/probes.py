@@ -8,7 +8,7 @@ whose events nobody logs does not even enter a BPF program.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from shared import records
 
@@ -20,8 +20,7 @@ NET, DNS = records.NET_CONNECT.kind, records.DNS_PACKET.kind
 PTRACE, BPFPROG = records.PROCESS_ACCESS.kind, records.BPF_PROGRAM.kind
 
 
-@dataclass(frozen=True)
-class Hook:
+class Hook(NamedTuple):
     tracepoint: str  # "category:name" for tracepoints, "name" for raw tracepoints
     raw: bool
     kinds: tuple[int, ...]  # attached while any of these is wanted
@@ -34,8 +33,7 @@ class Hook:
         return "tracepoint__" + self.tracepoint.replace(":", "__")
 
 
-@dataclass(frozen=True)
-class Probe:
+class Probe(NamedTuple):
     source: str  # file in bpf/
     hooks: tuple[Hook, ...]
 

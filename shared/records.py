@@ -19,33 +19,45 @@ Editing rules: only append kinds and fields; a layout change bumps shared.versio
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 # C type -> struct format char
 CTYPES: dict[str, str] = {"u8": "B", "u16": "H", "u32": "I", "s32": "i", "u64": "Q", "s64": "q"}
 
+# Plain classes, not dataclasses: `dataclasses` imports inspect, ast and dis, about 1 MB in the
+# long-lived collector, which imports this module.
 
-@dataclass(frozen=True)
-class Field:
+
+class Field(NamedTuple):
     name: str
     ctype: str
     doc: str = ""
 
 
-@dataclass(frozen=True, eq=False)
 class RecordKind:
     """One record kind: where it is born and its layout. Which Sysmon events it feeds is declared
-    by the filterd/events module that consumes it (filterd/events/registry.py)."""
+    by the filterd/events module that consumes it (filterd/events/registry.py). Compared by
+    identity: each kind is one module-level object."""
 
-    kind: int
-    name: str
-    origin: str  # "bpf" (kernel program) or "collector" (userspace, root side)
-    hook: str  # tracepoint or userspace source
-    fields: tuple[Field, ...]
-    strings: tuple[str, ...] = ()  # variable-length tail, each with a u16 `<name>_len`
-    string_max: dict[str, int] = field(default_factory=dict)
-    doc: str = ""
+    def __init__(
+        self,
+        *,
+        kind: int,
+        name: str,
+        origin: str,  # "bpf" (kernel program) or "collector" (userspace, root side)
+        hook: str,  # tracepoint or userspace source
+        fields: tuple[Field, ...],
+        strings: tuple[str, ...] = (),  # variable-length tail, each with a u16 `<name>_len`
+        string_max: dict[str, int] | None = None,
+        doc: str = "",
+    ) -> None:
+        self.kind, self.name, self.origin, self.hook = kind, name, origin, hook
+        self.fields, self.strings, self.doc = fields, strings, doc
+        self.string_max: dict[str, int] = string_max or {}
+
+    def __repr__(self) -> str:
+        return f"RecordKind({self.kind}, {self.name!r})"
 
     @cached_property
     def all_fields(self) -> tuple[Field, ...]:
