@@ -71,8 +71,15 @@ TRACEPOINT_PROBE(syscalls, sys_exit_open) { return on_open_exit(args->ret, 1); }
 TRACEPOINT_PROBE(syscalls, sys_exit_openat2) { return on_open_exit(args->ret, 1); }
 TRACEPOINT_PROBE(syscalls, sys_exit_creat) { return on_open_exit(args->ret, 0); }
 
-/* The inode an unlink in progress removes, per thread (filled by on_ctime_update below). */
-BPF_HASH(unlink_victim, __u64, __u64, 4096);
+/* The inode an unlink in progress removes, per thread (filled by on_ctime_update below), read
+ * while the call still holds it: by the exit hook it may be freed. ino 0: not seen. */
+struct victim {
+    __u64 ino;
+    __u64 ctime;
+    __u32 dev;
+    __u32 mode;
+};
+BPF_HASH(unlink_victim, __u64, struct victim, 4096);
 
 static __always_inline int stash_unlink(const char *pathname, long dfd)
 {
@@ -80,7 +87,7 @@ static __always_inline int stash_unlink(const char *pathname, long dfd)
         return 0;
     __u64 tid = bpf_get_current_pid_tgid();
     struct stash_val v = {(__u64)pathname, (__u64)dfd, 0, 0};
-    __u64 none = 0;
+    struct victim none = {};
     __u32 kind = KIND_FILE_DELETE;
     if (stash.update(&tid, &v) || unlink_victim.update(&tid, &none))
         count(drops.lookup(&kind)); /* maps full (threads parked in the call): a counted loss */
@@ -141,8 +148,10 @@ static __always_inline int on_unlink_exit(long ret)
     struct stash_val v;
     if (!stash_take(tid, &v))
         return 0;
-    __u64 *victim = unlink_victim.lookup(&tid);
-    void *inode = victim ? (void *)*victim : 0;
+    struct victim seen = {};
+    struct victim *victim = unlink_victim.lookup(&tid);
+    if (victim)
+        seen = *victim;
     unlink_victim.delete(&tid);
     if (ret != 0)
         return 0;
@@ -155,16 +164,10 @@ static __always_inline int on_unlink_exit(long ret)
     fill_header(r, KIND_FILE_DELETE, tid >> 32, (__u32)tid);
     r->uid = current_uid(o, task);
     r->dirfd = (int)v.b;
-    r->ino = 0;
-    r->ctime = 0;
-    r->dev = 0;
-    r->mode = 0;
-    if (inode) {
-        r->ino = read_u64(inode, o->inode_ino);
-        r->ctime = read_u64(inode, o->inode_ctime_sec);
-        r->dev = read_u32(read_ptr(inode, o->inode_sb), o->sb_dev, 0);
-        r->mode = read_u16(inode, o->inode_mode);
-    }
+    r->ino = seen.ino;
+    r->ctime = seen.ctime;
+    r->dev = seen.dev;
+    r->mode = seen.mode;
     if (name_and_base(o, task, s->data + sizeof(*r), v.a, (int)v.b, &r->name_len, &r->base_len, &r->flags))
         return 0;
     __u32 size = named_size(sizeof(*r), r->name_len, r->base_len);
@@ -257,16 +260,24 @@ TRACEPOINT_PROBE(syscalls, sys_enter_utime)
 
 /* In a utime call the first ctime update is the target's setattr. An unlink updates the
  * directory's and the victim's (in either order): the last non-directory is the victim. */
-static __always_inline int on_ctime_update(void *inode, int before_mtime)
+static __always_inline int on_ctime_update(void *inode, int before_mtime, const void *new_ctime)
 {
     __u64 tid = bpf_get_current_pid_tgid();
     struct sysmon_offsets *o = get_offsets();
     if (!o)
         return 0;
-    __u64 *victim = unlink_victim.lookup(&tid);
+    struct victim *victim = unlink_victim.lookup(&tid);
     if (victim) {
-        if ((read_u16(inode, o->inode_mode) & S_IFMT) != S_IFDIR)
-            *victim = (__u64)inode;
+        __u16 mode = read_u16(inode, o->inode_mode);
+        if ((mode & S_IFMT) != S_IFDIR) {
+            victim->ino = read_u64(inode, o->inode_ino);
+            victim->dev = read_u32(read_ptr(inode, o->inode_sb), o->sb_dev, 0);
+            victim->mode = mode;
+            __s64 sec = 0; /* the ctime being set, as fstat will show it after the call */
+            if (new_ctime)
+                bpf_probe_read_kernel(&sec, sizeof(sec), new_ctime);
+            victim->ctime = new_ctime ? sec : read_u64(inode, o->inode_ctime_sec);
+        }
         return 0;
     }
     struct time_stash *v = time_stash.lookup(&tid);
@@ -281,11 +292,15 @@ static __always_inline int on_ctime_update(void *inode, int before_mtime)
     return 0;
 }
 
-/* TP_PROTO(struct inode *inode, u32 old, u32 new, u32 cur) and (struct inode *, struct timespec64 *) */
-RAW_TRACEPOINT_PROBE(ctime_ns_xchg) { return on_ctime_update((void *)ctx->args[0], 1); }
-RAW_TRACEPOINT_PROBE(ctime_xchg_skip) { return on_ctime_update((void *)ctx->args[0], 1); }
+/* TP_PROTO(struct inode *inode, u32 old, u32 new, u32 cur): i_ctime_sec is already the new one */
+RAW_TRACEPOINT_PROBE(ctime_ns_xchg) { return on_ctime_update((void *)ctx->args[0], 1, 0); }
+/* TP_PROTO(struct inode *inode, struct timespec64 *ctime): tv_sec first */
+RAW_TRACEPOINT_PROBE(ctime_xchg_skip) { return on_ctime_update((void *)ctx->args[0], 1, (void *)ctx->args[1]); }
 /* other filesystems: called after the mtime was written, so only the inode is worth keeping */
-RAW_TRACEPOINT_PROBE(inode_set_ctime_to_ts) { return on_ctime_update((void *)ctx->args[0], 0); }
+RAW_TRACEPOINT_PROBE(inode_set_ctime_to_ts)
+{
+    return on_ctime_update((void *)ctx->args[0], 0, (void *)ctx->args[1]);
+}
 
 static __always_inline int on_time_exit(long ret)
 {
