@@ -334,6 +334,7 @@ class ImageHasher:
         queue_max: int = DEFAULT_QUEUE,
     ) -> None:
         self.algos: frozenset[str] = frozenset()
+        self.deleted = False  # hash deleted files still running (a filterd logs FileDeleteDetected)
         self.max_size = max_size
         self.wait_s = wait_s
         self.stats: Counter[str] = Counter()
@@ -399,7 +400,7 @@ class ImageHasher:
                 key, pid = (v[_DEV], v[_INO], v[_CTIME]), v[_PID]
                 if not v[_FLAGS] & records.REC_F_EXE_TRUNC:
                     path = rec[_EXEC.size : _EXEC.size + v[_EXE_LEN]]
-            elif rec[0] == _DELETE_KIND and len(rec) >= _DELETE.size:
+            elif rec[0] == _DELETE_KIND and self.deleted and len(rec) >= _DELETE.size:
                 v = _DELETE.unpack_from(rec)
                 if not (stat.S_ISREG(v[_D_MODE]) and v[_D_MODE] & 0o111 and v[_D_INO]):
                     self.stats["deleted_not_executable"] += 1  # FileDeleteDetected: Hashes "-"

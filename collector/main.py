@@ -128,6 +128,7 @@ class Collector:
         if subs.kinds != self.programs.enabled_kinds:
             self.programs.set_enabled(subs.kinds)
         self.hasher.want(subs.hash_algos)
+        self.hasher.deleted = subs.deleted_hashes
 
     def _resend(self, from_record: int) -> None:
         self._resend_from = from_record if self._resend_from is None else min(self._resend_from, from_record)

@@ -70,6 +70,12 @@ class Host(_Request):
     __slots__ = ()
 
 
+class WantDeleted(_Request):
+    """b"want/d": hash deleted files that still run as some process's image."""
+
+    __slots__ = ()
+
+
 class WantKind(_Request):
     __slots__ = ("kind",)
 
@@ -108,9 +114,9 @@ class Ignored(_Request):
         self.reason = reason  # one of IGNORE_REASONS
 
 
-Request = Records | Host | WantKind | WantHash | Mark | Ack
+Request = Records | Host | WantDeleted | WantKind | WantHash | Mark | Ack
 
-_RECORDS, _HOST = Records(), Host()
+_RECORDS, _HOST, _WANT_DELETED = Records(), Host(), WantDeleted()
 _IGNORED = {r: Ignored(r) for r in IGNORE_REASONS}
 _ALGOS = {name.encode(): name for _, name, _ in records.HASH_ORDER}
 _KINDS = [WantKind(k) for k in range(records.MAX_BPF_KIND)]
@@ -150,6 +156,8 @@ def parse_topic(topic: bytes) -> Request | Ignored:
         return _RECORDS
     if topic == envelope.TOPIC_HOST:
         return _HOST
+    if topic == envelope.WANT_DELETED:
+        return _WANT_DELETED
     for prefix, make in _NUMBERED:
         if topic.startswith(prefix):
             n = _number(topic[len(prefix) :])
@@ -185,6 +193,7 @@ class SubscriptionTable:
         self._topics: dict[bytes, int] = {}  # held topic -> count over sources (topics are canonical)
         self._rec = 0
         self._host = 0
+        self._deleted = 0
         self._new_rec = 0
         self._marks: list[int] = []
         self._new_acks: list[tuple[int, int]] = []
@@ -245,6 +254,8 @@ class SubscriptionTable:
             self._rec += delta
             if delta > 0:
                 self._new_rec += 1
+        elif isinstance(req, WantDeleted):
+            self._deleted += delta
         else:
             self._host += delta
 
@@ -272,6 +283,11 @@ class SubscriptionTable:
         return self._algos_set
 
     @property
+    def deleted_hashes(self) -> bool:
+        """Someone logs FileDeleteDetected (want/d): hash deleted files still running."""
+        return self._deleted > 0
+
+    @property
     def rec_subscribers(self) -> int:
         return self._rec
 
@@ -297,7 +313,7 @@ class SubscriptionTable:
         return self._topics
 
     def __len__(self) -> int:
-        """Entries held: at most sources * (2 + MAX_BPF_KIND + len(HASH_ORDER)) + max_acks."""
+        """Entries held: at most sources * (3 + MAX_BPF_KIND + len(HASH_ORDER)) + max_acks."""
         return len(self._held)
 
     def take_news(self) -> News:

@@ -205,7 +205,7 @@ class Daemon:
         events = rule_set(self.config).enabled | self.recorder.extra_events()  # `record --events`
         hashes = self.config.hash_algorithms if events & {1, 26} else ()  # images, running deleted files
         kinds = REGISTRY.kinds_for(events)
-        self.receiver.set_wants(kinds, hashes)
+        self.receiver.set_wants(kinds, hashes, deleted=26 in events)
         self.recorder.wants(kinds, hashes)
 
     def reload(self) -> dict[str, Any]:

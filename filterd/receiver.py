@@ -206,10 +206,13 @@ class Receiver:
         for s in self.sockets:
             s.setsockopt(option, topic)
 
-    def set_wants(self, kinds: Iterable[int], hash_algos: Iterable[str]) -> None:
-        """Subscribe to the want topics for these record kinds and hash algorithms, drop the rest."""
+    def set_wants(self, kinds: Iterable[int], hash_algos: Iterable[str], deleted: bool = False) -> None:
+        """Subscribe to the want topics for these record kinds and hash algorithms (and deleted
+        files' hashes), drop the rest."""
         new = {envelope.WANT_KIND + str(k).encode() for k in kinds}
         new |= {envelope.WANT_HASH + a.encode() for a in hash_algos}
+        if deleted:
+            new.add(envelope.WANT_DELETED)
         for t in new - self.wants:
             self._subscribe(zmq.SUBSCRIBE, t)
         for t in self.wants - new:

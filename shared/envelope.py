@@ -6,7 +6,7 @@ Every message is two frames: [topic, msgpack body].
                                                                     records: raw records back to back;
                                                                     kernel_drops: ring-buffer drops so far
   topic b"host"   body [WIRE_VERSION, origin, context-map]          at start, on change, every heartbeat
-  topic b"want/k/<kind>", b"want/h/<ALGO>"                           never carry data: a filterd
+  topic b"want/k/<kind>", b"want/h/<ALGO>", b"want/d"               never carry data: a filterd
                                                                     *subscribes* to them to tell the
                                                                     collector what to produce
   topic b"mark/<token>"                                             subscribing asks the collector for a
@@ -40,6 +40,7 @@ TOPIC_RECORDS = b"rec"
 TOPIC_HOST = b"host"
 WANT_KIND = b"want/k/"
 WANT_HASH = b"want/h/"
+WANT_DELETED = b"want/d"  # hash deleted files still running as an image (FileDeleteDetected)
 MARK = b"mark/"
 ACK = b"ack/"
 

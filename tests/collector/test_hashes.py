@@ -496,6 +496,7 @@ def delete_record(pid: int, path: Path, st: os.stat_result | None, relative: boo
 def test_deleted_file_still_running_is_hashed_through_its_process(
     hasher: ImageHasher, image: Path, relative: bool
 ) -> None:
+    hasher.deleted = True  # a filterd logs FileDeleteDetected (want/d)
     proc = subprocess.Popen([image, "60"])
     try:
         wait_for(lambda: os.readlink(f"/proc/{proc.pid}/exe") == str(image), "exec")
@@ -512,6 +513,7 @@ def test_deleted_file_still_running_is_hashed_through_its_process(
 
 
 def test_deleted_file_nobody_runs_gets_no_hash_and_a_reason(hasher: ImageHasher, tmp_path: Path) -> None:
+    hasher.deleted = True
     text = tmp_path / "note.txt"
     text.write_text("x")
     st = os.stat(text)
@@ -534,6 +536,7 @@ def test_deleted_files_leave_half_the_queue_to_exec_images(
     """A flood of deleted executables (each a new identity) cannot starve ProcessCreate's hashes."""
     h = ImageHasher(wait_s=0.0, workers=1, queue_max=4)
     h.want(SHA256)
+    h.deleted = True
     stop, started = threading.Event(), threading.Event()
     real_run = hashes._run
 
@@ -563,3 +566,17 @@ def test_deleted_files_leave_half_the_queue_to_exec_images(
         proc.wait()
         stop.set()
         h.close()
+
+
+def test_deleted_files_are_left_alone_unless_asked_for(hasher: ImageHasher, image: Path) -> None:
+    """FileDelete (23) alone wants no hashes: no job, no counter, not even for a running image."""
+    proc = subprocess.Popen([image, "60"])
+    try:
+        wait_for(lambda: os.readlink(f"/proc/{proc.pid}/exe") == str(image), "exec")
+        image.unlink()
+        rec = delete_record(proc.pid, image, os.stat(f"/proc/{proc.pid}/exe"))
+        assert hasher.records_for([rec]) == [rec]
+        assert not hasher.stats and not hasher._pending
+    finally:
+        proc.kill()
+        proc.wait()

@@ -32,6 +32,7 @@ from collector.subscriptions import (
     Records,
     Request,
     SubscriptionTable,
+    WantDeleted,
     WantHash,
     WantKind,
     parse_topic,
@@ -41,7 +42,7 @@ from tests.harness.daemons import Monitor
 
 U64 = 1 << 64
 ALGOS = [name for _, name, _ in records.HASH_ORDER]
-PREFIXES = [b"rec", b"host", b"want/k/", b"want/h/", b"mark/", b"ack/"]
+PREFIXES = [b"rec", b"host", b"want/d", b"want/k/", b"want/h/", b"mark/", b"ack/"]
 NUM = re.compile(rb"0|[1-9][0-9]*")
 UNICODE_DIGITS = ["²", "³", "¹", "١", "٣", "۵", "५", "๓", "᠑", "５", "𝟙", "⑦", "½", "Ⅻ", "〇"]
 
@@ -52,6 +53,8 @@ def oracle(topic: bytes) -> Request | Ignored:
         return Ignored("too_long")
     if topic in (b"rec", b"host"):
         return Records() if topic == b"rec" else Host()
+    if topic == b"want/d":
+        return WantDeleted()
 
     def number(raw: bytes) -> int | Ignored:
         if not NUM.fullmatch(raw):
@@ -86,6 +89,8 @@ def topic_of(req: Request) -> bytes:
         return b"rec"
     if isinstance(req, Host):
         return b"host"
+    if isinstance(req, WantDeleted):
+        return b"want/d"
     if isinstance(req, WantKind):
         return b"want/k/%d" % req.kind
     if isinstance(req, WantHash):
@@ -213,7 +218,7 @@ def test_a_million_hostile_topics_parse_and_stay_bounded() -> None:
             if i % 1000 == 0:  # the collector reads its news every tick
                 news = table.take_news()
                 assert len(news.marks) <= MAX_NEWS and len(news.acks) <= MAX_NEWS
-        assert len(table) <= 2 * (2 + records.MAX_BPF_KIND + len(ALGOS)) + MAX_ACKS
+        assert len(table) <= 2 * (3 + records.MAX_BPF_KIND + len(ALGOS)) + MAX_ACKS
         assert len(table.acks) <= MAX_ACKS and len(table.topics) <= len(table)
     assert applied + ignored == 1_000_000
     assert set(table.ignored) <= set(IGNORE_REASONS) and table.ignored == seen_reasons
@@ -256,6 +261,7 @@ def test_only_ascii_digits_are_digits(c: str) -> None:
 POOL = [
     b"rec",
     b"host",
+    b"want/d",
     b"want/k/1",
     b"want/k/2",
     b"want/k/15",
@@ -305,6 +311,7 @@ def test_table_counts_like_a_model(ops: list[tuple[bool, bytes, int]]) -> None:
     assert table.kinds == {int(t[7:]) for t in held if t.startswith(b"want/k/")}
     assert table.hash_algos == {t[7:].decode() for t in held if t.startswith(b"want/h/")}
     assert table.rec_subscribers == held[b"rec"] and table.host_subscribers == held[b"host"]
+    assert table.deleted_hashes == (held[b"want/d"] > 0)
     acks = {parse_topic(t) for t in held if t.startswith(b"ack/")}
     assert table.acks == {(a.epoch, a.next_record) for a in acks}
     assert table.min_ack(1) == (min(a.next_record if a.epoch == 1 else 0 for a in acks) if acks else None)
