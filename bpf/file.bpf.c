@@ -89,7 +89,8 @@ static __always_inline int stash_unlink(const char *pathname, long dfd)
     struct stash_val v = {(__u64)pathname, (__u64)dfd, 0, 0};
     struct victim none = {};
     __u32 kind = KIND_FILE_DELETE;
-    if (stash.update(&tid, &v) || unlink_victim.update(&tid, &none))
+    if (stash.update(&tid, &v) ||
+        (kind_enabled(SWITCH_UNLINKED_INODE) && unlink_victim.update(&tid, &none)))
         count(drops.lookup(&kind)); /* maps full (threads parked in the call): a counted loss */
     return 0;
 }

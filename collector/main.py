@@ -125,8 +125,11 @@ class Collector:
         self._update_quiet()
         if not self.subscribed():
             return  # filterd away: keep producing what it wanted, for when it returns
-        if subs.kinds != self.programs.enabled_kinds:
-            self.programs.set_enabled(subs.kinds)
+        kinds = subs.kinds
+        if subs.deleted_hashes and records.FILE_DELETE.kind in kinds:
+            kinds = kinds | {records.SWITCH_UNLINKED_INODE}
+        if kinds != self.programs.enabled_kinds:
+            self.programs.set_enabled(kinds)
         self.hasher.want(subs.hash_algos)
         self.hasher.deleted = subs.deleted_hashes
 

@@ -15,6 +15,7 @@ from shared import records
 EXEC, EXIT, FORK = records.PROCESS_EXEC.kind, records.PROCESS_EXIT.kind, records.PROCESS_FORK.kind
 CREATE, RAW, DELETE = records.FILE_CREATE.kind, records.RAW_ACCESS.kind, records.FILE_DELETE.kind
 FTIME = records.FILE_TIME.kind
+UNLINKED_INODE = records.SWITCH_UNLINKED_INODE  # a switch, not a kind (shared/records.py)
 CTIME_TRACEPOINTS = ("ctime_ns_xchg", "ctime_xchg_skip", "inode_set_ctime_to_ts")  # timestamp:*
 NET, DNS = records.NET_CONNECT.kind, records.DNS_PACKET.kind
 PTRACE, BPFPROG = records.PROCESS_ACCESS.kind, records.BPF_PROGRAM.kind
@@ -62,7 +63,7 @@ PROBES: tuple[Probe, ...] = (
             (FTIME,),
         )
         # the inode a utime call or an unlink changes
-        + tuple(Hook(n, True, (FTIME, DELETE)) for n in CTIME_TRACEPOINTS),
+        + tuple(Hook(n, True, (FTIME, UNLINKED_INODE)) for n in CTIME_TRACEPOINTS),
     ),
     Probe(
         "net.bpf.c",

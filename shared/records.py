@@ -192,7 +192,8 @@ FILE_DELETE = RecordKind(
     fields=(
         Field("uid", "u32"),
         Field("dirfd", "s32", "AT_FDCWD (-100) or the dirfd given"),
-        Field("ino", "u64", "the unlinked inode (0: not seen), as PROCESS_EXEC's exe identity"),
+        Field("ino", "u64", "the unlinked inode, as PROCESS_EXEC's exe identity (0: not seen, or "
+              "SWITCH_UNLINKED_INODE off)"),
         Field("ctime", "u64", "its ctime seconds after the unlink"),
         Field("dev", "u32"),
         Field("mode", "u32", "its i_mode"),
@@ -355,6 +356,11 @@ KINDS: tuple[RecordKind, ...] = (
 )
 BY_KIND: dict[int, RecordKind] = {k.kind: k for k in KINDS}
 MAX_BPF_KIND = 16  # size of the BPF enable/drop arrays
+# A slot of the kernel's `enabled` array that is not a record kind: FILE_DELETE records carry the
+# unlinked inode (and its hooks run on every ctime change) only while a filterd wants deleted
+# files hashed (want/d, FileDeleteDetected); FileDelete alone costs no hook.
+SWITCH_UNLINKED_INODE = MAX_BPF_KIND - 1
+assert SWITCH_UNLINKED_INODE not in BY_KIND
 
 # Image hash algorithms (bit, name as Sysmon prints it, digest size), in Sysmon's output order.
 HASH_ORDER: tuple[tuple[int, str, int], ...] = ((1, "SHA1", 20), (2, "MD5", 16), (4, "SHA256", 32))

@@ -38,6 +38,7 @@ def render() -> str:
     ]
     out += [f"    KIND_{k.name} = {k.kind}," for k in records.KINDS]
     out += ["};", "", f"#define MAX_BPF_KIND {records.MAX_BPF_KIND}"]
+    out.append(f"#define SWITCH_UNLINKED_INODE {records.SWITCH_UNLINKED_INODE}")
     for name in (
         "REC_F_SNAPSHOT",
         "REC_F_EXE_TRUNC",

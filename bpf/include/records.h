@@ -19,6 +19,7 @@ enum rec_kind {
 };
 
 #define MAX_BPF_KIND 16
+#define SWITCH_UNLINKED_INODE 15
 #define REC_F_SNAPSHOT 0x1
 #define REC_F_EXE_TRUNC 0x2
 #define REC_F_CWD_TRUNC 0x4
@@ -254,7 +255,7 @@ struct rec_file_delete {
     __u32 tid;  /* thread id of the acting thread */
     __u32 uid;
     __s32 dirfd;  /* AT_FDCWD (-100) or the dirfd given */
-    __u64 ino;  /* the unlinked inode (0: not seen), as PROCESS_EXEC's exe identity */
+    __u64 ino;  /* the unlinked inode, as PROCESS_EXEC's exe identity (0: not seen, or SWITCH_UNLINKED_INODE off) */
     __u64 ctime;  /* its ctime seconds after the unlink */
     __u32 dev;
     __u32 mode;  /* its i_mode */

@@ -529,6 +529,21 @@ def counters_after_drain(mon: Monitor) -> dict[int, int]:
     return kernel_emitted(mon)
 
 
+@pytest.mark.parametrize("also_26", [False, True])
+def test_file_delete_alone_leaves_the_ctime_hooks_detached(also_26: bool) -> None:
+    """The unlinked inode (and the hooks that fire on every ctime change) only for event 26."""
+    tags = '<FileDelete onmatch="exclude"/>' + ('<FileDeleteDetected onmatch="exclude"/>' if also_26 else "")
+    with running(f'<Sysmon schemaversion="4.90"><EventFiltering>{tags}</EventFiltering></Sysmon>') as m:
+        f = Path(f"/run/sysmon-ctime-{uuid.uuid4().hex[:8]}")
+        f.write_text("x")
+        pid = run_child(f"import os\nos.unlink('{f}')\n")
+        events_of(m, 23, pid)
+        hooks = {h for c in m.stats()["hosts"].values() for h in c.get("attached_hooks", [])}
+        ctime = {"ctime_ns_xchg", "ctime_xchg_skip", "inode_set_ctime_to_ts"}
+        assert (hooks & ctime) == (ctime if also_26 else set())
+        assert "syscalls:sys_enter_unlinkat" in hooks
+
+
 def test_disabled_event_types_cost_nothing_in_the_kernel() -> None:
     """With the default config (events 1 and 5 only) the file and network programs emit nothing."""
     m = Monitor()
