@@ -74,7 +74,7 @@ class Collector:
         buffer_bytes: int = DEFAULT_MAX_BYTES,
         quiet_pids: tuple[int, ...] = (),
         service_user: str = "sysmon",
-        max_interval_ms: int | None = None,
+        max_interval_ms: int = DEFAULT_MAX_INTERVAL_MS,
     ) -> None:
         self.programs = Programs(pin_dir, btf_path, ring_pages)
         self.ring = RingReader(self.programs.ring_fd, self.programs.ring_size)
@@ -85,8 +85,7 @@ class Collector:
         self.pub.epoch = self.programs.epoch
         self.hasher = ImageHasher()
         self.interval_ms = interval_ms
-        longest = DEFAULT_MAX_INTERVAL_MS if max_interval_ms is None else max_interval_ms
-        self.max_interval_ms = max(interval_ms, longest)
+        self.max_interval_ms = max(interval_ms, max_interval_ms)
         self.heartbeat_s = heartbeat_s
         self.running = True
         self.progress = 0  # loop iterations: a heartbeat whose progress stands still = a stuck loop
@@ -223,13 +222,17 @@ class Collector:
             self.stream.ack(self._sent_record)  # subscribers that never acknowledge: what went, went
         else:
             self.stream.ack(acked)
-            if self.ring.used() > self.ring.size // 4:  # unconfirmed data must leave room for a tick
+            if self.ring_pressed():  # unconfirmed data must leave room for a tick
                 self.stream.release_ring()  # a slow filterd must not make the kernel drop
         pos = self.stream.commit(self.ring.read_pos)
         self.ring.commit(pos.ring)
         if (pos.seq, pos.record) != self._saved:
             self.programs.save_position(pos.seq, pos.record)
             self._saved = (pos.seq, pos.record)
+
+    def ring_pressed(self) -> bool:
+        """A quarter of the ring in use: read it at the shortest period, and release what is kept."""
+        return self.ring.used() > self.ring.size // 4
 
     def counters(self) -> dict:
         kernel = self.programs.counters()
@@ -284,7 +287,7 @@ class Collector:
             now = time.monotonic()
             if now >= next_beat and self.heartbeat():
                 next_beat = now + self.heartbeat_s
-            busy = self.drain() >= FULL_TICK or self._snapshot_due or self.ring.used() > self.ring.size // 4
+            busy = self.drain() >= FULL_TICK or self._snapshot_due or self.ring_pressed()
             sleep = max(shortest, sleep / 2) if busy else min(longest, sleep * 2)
             if on_tick is not None:
                 on_tick()

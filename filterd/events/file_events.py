@@ -117,7 +117,7 @@ def file_delete_detected(
 def file_create_time(
     host: HostState, v: tuple, strings: tuple[bytes, ...], opts: Options, state: None
 ) -> EventData:
-    """Linux has no creation time to set: the modification time stands in for it (issue 11)."""
+    """Linux has no creation time to set: the modification time stands in for it."""
     guid, image = actor(host, v[PID])
     previous = utc_time(v[PREV_MTIME] * 1_000_000_000 + v[PREV_MTIME_NS]) if v[HAVE_PREV] else "-"
     return FileCreateTime(
