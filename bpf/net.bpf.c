@@ -64,7 +64,7 @@ static __always_inline void emit_conn(struct rec_net_connect *r, __u32 uid)
     r->uid = uid;
     r->size = sizeof(*r);
     r->_reserved = 0;
-    submit(r, sizeof(*r), KIND_NET_CONNECT);
+    submit_tries(r, sizeof(*r), KIND_NET_CONNECT, OUTPUT_RETRIES_IN_LOOP);
 }
 
 /* TP_PROTO(const struct sock *sk, const int oldstate, const int newstate) */
@@ -192,7 +192,7 @@ static __always_inline void emit_dns(__u64 id, __u32 uid, __u16 family, __u8 pro
         return;
     r->payload_len = len;
     r->size = sizeof(*r) + len;
-    submit(r, sizeof(*r) + len, KIND_DNS_PACKET);
+    submit_tries(r, sizeof(*r) + len, KIND_DNS_PACKET, OUTPUT_RETRIES_IN_LOOP);
 }
 
 /* A query leaving on a UDP socket: kept when its peer (the connected one, or the sockaddr
