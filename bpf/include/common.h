@@ -51,9 +51,9 @@ static __always_inline void count(void *map_lookup_result)
         __sync_fetch_and_add(c, 1);
 }
 
-/* A reservation can fail with the ring nearly empty: on 6.18, under contention from the other
- * CPU, the ring's lock now and then gives up at once (measured here: ~5 per million records
- * from two writers, more from four, with 22 KiB of 4 MiB in use). Retrying at once succeeds:
+/* A reservation can fail with the ring nearly empty: on 6.18, when both CPUs write, it now and
+ * then fails at once, not after a wait (measured here: ~5 per million records from two
+ * writers, more from four, with 22 KiB of 4 MiB in use). Retrying at once succeeds:
  * the slowest seen took 64 more tries (1.2 us; a failing try is 20-30 ns). So a failed record
  * is tried OUTPUT_RETRIES more times; only a ring still refusing then (full: the reader is
  * behind) counts a drop, at a bounded cost (~5-8 us) to the thread that made the event. A
