@@ -143,7 +143,7 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
         return 0; /* a thread */
     struct rec_process_fork r = {};
     __u64 id = bpf_get_current_pid_tgid();
-    announce_fork(id >> 32); /* a pending parent must be known before its child */
+    announce_fork(id >> 32, OUTPUT_RETRIES); /* a pending parent must be known before its child */
     fill_header(&r, kind, id >> 32, (__u32)id);
     r.size = sizeof(r);
     r.child_pid = child_pid;

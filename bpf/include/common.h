@@ -80,7 +80,7 @@ static __always_inline void output(void *rec, __u32 size, __u32 kind, int retrie
  * else first (another event, a fork of its own, or its exit). */
 BPF_TABLE("lru_hash", __u32, struct rec_process_fork, forked, 65536);
 
-static __always_inline void announce_fork_tries(__u32 tgid, int retries)
+static __always_inline void announce_fork(__u32 tgid, int retries)
 {
     struct rec_process_fork *f = forked.lookup(&tgid);
     if (!f)
@@ -88,11 +88,6 @@ static __always_inline void announce_fork_tries(__u32 tgid, int retries)
     struct rec_process_fork r = *f;
     forked.delete(&tgid);
     output(&r, sizeof(r), KIND_PROCESS_FORK, retries);
-}
-
-static __always_inline void announce_fork(__u32 tgid)
-{
-    announce_fork_tries(tgid, OUTPUT_RETRIES);
 }
 
 /* Submit `size` bytes of `rec` (after its process's pending fork, if any); counts drops when
@@ -104,7 +99,7 @@ static __always_inline void submit_tries(void *rec, __u32 size, __u32 kind, int 
     if (quiet.lookup(&actor))
         return;
     if (kind != KIND_PROCESS_EXEC)
-        announce_fork_tries(actor, retries);
+        announce_fork(actor, retries);
     output(rec, size, kind, retries);
 }
 

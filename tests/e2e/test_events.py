@@ -24,7 +24,6 @@ import pytest
 from lxml import etree
 
 from filterd.schema import BY_ID
-from sysmonctl.client import request
 from tests.harness.daemons import Monitor, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.bpf]
@@ -510,25 +509,6 @@ def test_dns_query_over_tcp(mon: Monitor, tmp_path: Path) -> None:
     assert "::ffff:192.0.2.7;" in [e["QueryResults"] for e in evs]
 
 
-def kernel_emitted(mon: Monitor) -> dict[int, int]:
-    """Per-kind kernel counters of the newest host context filterd has (control `stats`)."""
-    out: dict[int, int] = {}
-    for c in request(mon.control, "stats")["collectors"].values():
-        for k, v in c.get("kernel_emitted", {}).items():
-            out[int(k)] = out.get(int(k), 0) + v
-    return out
-
-
-def counters_after_drain(mon: Monitor) -> dict[int, int]:
-    """Kernel counters that include everything done before the call: after a drain marker, the
-    next heartbeat (a larger collector uptime) was sent after the marker, so it counts it all."""
-    mon.drain()
-    uptime = lambda: max(c["uptime_s"] for c in request(mon.control, "status")["collectors"].values())  # noqa: E731
-    seen = uptime()
-    mon._wait(lambda: uptime() > seen, 15, "a heartbeat after the drain marker")
-    return kernel_emitted(mon)
-
-
 @pytest.mark.parametrize("also_26", [False, True])
 def test_file_delete_alone_leaves_the_ctime_hooks_detached(also_26: bool) -> None:
     """The unlinked inode (and the hooks that fire on every ctime change) only for event 26."""
@@ -549,7 +529,7 @@ def test_disabled_event_types_cost_nothing_in_the_kernel() -> None:
     m = Monitor()
     try:
         m.start()
-        before = kernel_emitted(m)
+        before = m.kernel_counters()
         code = (
             "import socket, os\n"
             "for i in range(50):\n"
@@ -558,7 +538,8 @@ def test_disabled_event_types_cost_nothing_in_the_kernel() -> None:
             "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'x', ('127.0.0.1', 9))\n"
         )
         run_child(code)
-        after = counters_after_drain(m)
+        m.drain_counters()
+        after = m.kernel_counters()
         for kind in (4, 5, 6, 7, 8, 9, 10):
             assert after.get(kind, 0) == before.get(kind, 0) == 0, (kind, after)
         assert after[1] > before.get(1, 0)  # exec records still flow

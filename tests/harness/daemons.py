@@ -163,6 +163,27 @@ class Monitor:
         lines = self.rsyslog.wait_for(lambda ls: sentinel in ls, timeout=timeout)
         return _events(lines)
 
+    def kernel_counters(self, name: str = "kernel_emitted") -> dict[int, int]:
+        """Per-kind kernel counters (`kernel_emitted` or `kernel_dropped`) of the newest host
+        context filterd has (control `stats`), summed over collectors."""
+        from sysmonctl.client import request
+
+        out: dict[int, int] = {}
+        for c in request(self.control, "stats")["collectors"].values():
+            for k, v in c.get(name, {}).items():
+                out[int(k)] = out.get(int(k), 0) + v
+        return out
+
+    def drain_counters(self) -> None:
+        """Make kernel_counters() include everything done before the call: after a drain marker,
+        the next heartbeat (a larger collector uptime) was sent after the marker, so it counts it all."""
+        from sysmonctl.client import request
+
+        self.drain()
+        uptime = lambda: max(c["uptime_s"] for c in request(self.control, "status")["collectors"].values())  # noqa: E731
+        seen = uptime()
+        self._wait(lambda: uptime() > seen, 15, "a heartbeat after the drain marker")
+
     def stop(self) -> None:
         for proc in (self.filterd, self.collector):
             if proc is not None and proc.poll() is None:
