@@ -77,8 +77,14 @@ fi
 case "$MODE" in
 install) exit 0 ;;
 run)
-    # syslog: the monitor writes to /dev/log; start Debian's rsyslog if nothing listens there.
-    if [ ! -S /dev/log ]; then log "no /dev/log: starting rsyslogd"; rsyslogd; for _ in $(seq 50); do [ -S /dev/log ] && break; sleep 0.1; done; fi
+    # syslog: the monitor writes to /dev/log; start Debian's rsyslog if nothing listens there
+    # (a socket left by a syslog daemon that has gone refuses every event).
+    listening() { "$VENV/bin/python" -c 'import socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).connect("/dev/log")' 2>/dev/null; }
+    if ! listening; then
+        log "nothing listens on /dev/log: starting rsyslogd"
+        rsyslogd
+        for _ in $(seq 50); do listening && break; sleep 0.1; done
+    fi
     exec "$VENV/bin/sysmonctl" run "$@"
     ;;
 test)
