@@ -8,7 +8,9 @@ a Sysmon config instead (bench/configs/log-everything.xml logs all four kinds,
 bench/configs/log-nothing.xml none).
 
 Prints a table and writes bench/results/pipeline.json:
-- wall time on/off per phase (median of --repeat rounds each side);
+- wall time on/off per phase and in total (median of --repeat rounds each side), and the same
+  with the monitor off while rsyslog receives the events it would log (bench/logger_floor.py:
+  the floor no syslog-writing monitor goes below; --no-floor skips it);
 - CPU of collector, filterd and rsyslog (and the `sysmon` supervisor with --supervisor) per
   1000 workload events (2 per exec, 2 per file) and per 1000 logged events;
 - workload events logged per event ID vs what the config enables, kernel drops, batch gaps,
@@ -37,12 +39,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.logger_floor import Floor, rendered  # noqa: E402
 from bench.measure import cpu_seconds  # noqa: E402
 from bench.memory import LoaderWatch, Sampler, terminate_with_rusage  # noqa: E402
 from filterd.config.loader import default_config, load_config_bytes  # noqa: E402
@@ -91,9 +95,18 @@ def build_driver(workdir: Path) -> tuple[Path, Path]:
     return exe, true
 
 
-def run_phases(driver: Path, true: Path, execs: int, files: int, filedir: Path) -> dict[str, float]:
+def run_phases(
+    driver: Path,
+    true: Path,
+    execs: int,
+    files: int,
+    filedir: Path,
+    before: Callable[[str], None] | None = None,
+) -> dict[str, float]:
     out = {}
     for phase, n in (("exec", execs), ("file", files)):
+        if before is not None:
+            before(phase)
         t = time.perf_counter()
         subprocess.run([str(driver), phase, str(n), str(filedir), str(true)], check=True)
         out[phase] = time.perf_counter() - t
@@ -288,9 +301,37 @@ def source_state() -> dict[str, Any]:
     return {"head": git("rev-parse", "--short", "HEAD"), "changed": changed.splitlines()}
 
 
+def load(config: str | None) -> Any:
+    return load_config_bytes(Path(config).read_bytes(), config) if config else default_config()
+
+
 def enabled_ids(config: str | None) -> frozenset[int]:
-    cfg = load_config_bytes(Path(config).read_bytes(), config) if config else default_config()
-    return rule_set(cfg).enabled
+    return rule_set(load(config)).enabled
+
+
+def floor_rounds(
+    args: argparse.Namespace, config: str | None, driver: Path, true: Path, filedir: Path, off_exec_s: float
+) -> tuple[list[dict[str, float]], float]:
+    """The workload with the monitor off while a private rsyslogd receives, from a trivial sender,
+    the XML the monitor would log for each phase (bench/logger_floor.py); returns the rounds and
+    rsyslog's CPU seconds."""
+    cfg = load(config)
+    messages = {"exec": rendered(cfg, "exec", args.execs), "file": rendered(cfg, "file", args.files)}
+    with Rsyslog() as rs:
+        assert rs.proc is not None
+        floor = Floor(rs.socket_path, messages, {"exec": off_exec_s, "file": 0.0}, args.repeat)
+        try:
+            cpu0 = cpu_seconds(rs.proc.pid)
+            rounds = [
+                run_phases(driver, true, args.execs, args.files, filedir, floor.before)
+                for _ in range(args.repeat)
+            ]
+            floor.wait()
+            time.sleep(1.0)  # rsyslog writes what it has queued
+            cpu = cpu_seconds(rs.proc.pid) - cpu0
+        finally:
+            floor.cleanup()
+    return rounds, cpu
 
 
 def wait_drained(log: LogCounter, expected: int, timeout: float, quiet: float) -> float:
@@ -307,6 +348,13 @@ def wait_drained(log: LogCounter, expected: int, timeout: float, quiet: float) -
             break
         time.sleep(0.25)
     return time.monotonic() - t0
+
+
+def ratios(num: dict[str, float], den: dict[str, float]) -> dict[str, float]:
+    """Per phase and for the two phases together (the workload's whole wall time)."""
+    out = {p: num[p] / den[p] for p in ("exec", "file")}
+    out["total"] = sum(num[p] for p in ("exec", "file")) / sum(den[p] for p in ("exec", "file"))
+    return out
 
 
 def median(xs: list[float]) -> float:
@@ -326,6 +374,9 @@ def main() -> int:
     ap.add_argument(
         "--supervisor", action="store_true", help="start through a private `sysmon -i` (adds the supervisor)"
     )
+    ap.add_argument(
+        "--no-floor", action="store_true", help="skip the logger-only rounds (bench/logger_floor.py)"
+    )
     ap.add_argument("--sample-ms", type=float, default=100.0, help="VmRSS sampling period")
     ap.add_argument("--drain-timeout", type=float, default=180.0, help="bound on the last events' wait")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "pipeline.json"))
@@ -342,6 +393,11 @@ def main() -> int:
     load0 = os.getloadavg()
 
     off = [run_phases(driver, true, args.execs, args.files, filedir) for _ in range(args.repeat)]
+    floor, floor_rsyslog_cpu = (
+        ([], 0.0)
+        if args.no_floor
+        else floor_rounds(args, config, driver, true, filedir, median([r["exec"] for r in off]))
+    )
 
     target: Target = SupervisorTarget(config) if args.supervisor else HarnessTarget(config)
     loader = LoaderWatch(target.loader_match).start()
@@ -418,21 +474,35 @@ def main() -> int:
         "load_avg_before_after": [load0, load1],
         "source": source_state(),
     }
-    result["ratio_on_off"] = {p: result["wall_on_s"][p] / result["wall_off_s"][p] for p in ("exec", "file")}
+    result["ratio_on_off"] = ratios(result["wall_on_s"], result["wall_off_s"])
     # the fastest round of each side: less exposed to other work on a shared machine
     result["ratio_on_off_min"] = {p: min(r[p] for r in on) / min(r[p] for r in off) for p in ("exec", "file")}
     result["peak_rss_mb"] = {k: m["hwm_mb"] for k, m in memory.items()}  # the old column's name
+    if floor:
+        result["wall_floor_s"] = {p: median([r[p] for r in floor]) for p in ("exec", "file")}
+        result["wall_floor_rounds_s"] = floor
+        result["floor_rsyslog_cpu_s"] = floor_rsyslog_cpu
+        result["ratio_floor_off"] = ratios(result["wall_floor_s"], result["wall_off_s"])
+        result["ratio_on_floor"] = ratios(result["wall_on_s"], result["wall_floor_s"])
 
     rows = []
-    for p in ("exec", "file"):
-        rows.append(
-            (
-                f"{p} phase wall on/off",
-                f"{result['ratio_on_off'][p]:.3f}",
-                f"{result['wall_on_s'][p]:.3f}s / {result['wall_off_s'][p]:.3f}s; "
-                f"fastest rounds {result['ratio_on_off_min'][p]:.3f}",
-            )
+    for p in ("exec", "file", "total"):
+        on_s, off_s = (
+            sum(result[k].values()) if p == "total" else result[k][p] for k in ("wall_on_s", "wall_off_s")
         )
+        detail = f"{on_s:.3f}s / {off_s:.3f}s"
+        if p != "total":
+            detail += f"; fastest rounds {result['ratio_on_off_min'][p]:.3f}"
+        rows.append((f"{p} wall on/off", f"{result['ratio_on_off'][p]:.3f}", detail))
+    if floor:
+        for p in ("exec", "file", "total"):
+            rows.append(
+                (
+                    f"{p} wall logger only/off",
+                    f"{result['ratio_floor_off'][p]:.3f}",
+                    f"monitor off, rsyslog fed its events; on/logger only {result['ratio_on_floor'][p]:.3f}",
+                )
+            )
     rows.append(
         (
             "workload events logged / expected",
