@@ -8,9 +8,10 @@ a Sysmon config instead (bench/configs/log-everything.xml logs all four kinds,
 bench/configs/log-nothing.xml none).
 
 Prints a table and writes bench/results/pipeline.json:
-- wall time on/off per phase and in total (median of --repeat rounds each side), and the same
-  with the monitor off while rsyslog receives the events it would log (bench/logger_floor.py:
-  the floor no syslog-writing monitor goes below; --no-floor skips it);
+- wall time on/off per phase and in total (median of --repeat rounds each side); then the two
+  parts of "on" apart (--no-floor skips them): "logger only", the monitor off while rsyslog
+  receives the events it would log (bench/logger_floor.py: the floor no syslog-writing monitor
+  goes below), and "monitor only", the monitor on with its datagrams read and discarded;
 - CPU of collector, filterd and rsyslog (and the `sysmon` supervisor with --supervisor) per
   1000 workload events (2 per exec, 2 per file) and per 1000 logged events;
 - workload events logged per event ID vs what the config enables, kernel drops, batch gaps,
@@ -49,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 from bench.logger_floor import Floor, rendered  # noqa: E402
 from bench.measure import cpu_seconds  # noqa: E402
 from bench.memory import LoaderWatch, Sampler, terminate_with_rusage  # noqa: E402
+from bench.replay import drainer  # noqa: E402
 from filterd.config.loader import default_config, load_config_bytes  # noqa: E402
 from filterd.rules import rule_set  # noqa: E402
 from tests.harness.daemons import Monitor  # noqa: E402
@@ -334,6 +336,29 @@ def floor_rounds(
     return rounds, cpu
 
 
+def monitor_only_rounds(
+    args: argparse.Namespace, config: str | None, driver: Path, true: Path, filedir: Path
+) -> list[dict[str, float]]:
+    """The workload with the monitor on while filterd's syslog socket is a trivial reader that
+    discards every datagram: the monitor's own share, without the system logger's."""
+    sock_dir = Path(tempfile.mkdtemp(prefix="sysmon-null-log-", dir="/run"))
+    sock_dir.chmod(0o755)
+    reader = drainer(str(sock_dir / "log"))
+    mon = Monitor(config=config, extra_filterd=("--syslog-socket", str(sock_dir / "log")))
+    try:
+        mon.start()
+        time.sleep(1.0)
+        rounds = [run_phases(driver, true, args.execs, args.files, filedir) for _ in range(args.repeat)]
+        time.sleep(3.0)  # filterd works off the last file phase
+    finally:
+        mon.stop()
+        mon.cleanup()
+        reader.kill()
+        reader.wait()
+        shutil.rmtree(sock_dir, ignore_errors=True)
+    return rounds
+
+
 def wait_drained(log: LogCounter, expected: int, timeout: float, quiet: float) -> float:
     """Until every expected workload event is logged, or nothing new came for `quiet` seconds
     (a config that logs less), bounded by `timeout`; returns the seconds waited."""
@@ -374,9 +399,7 @@ def main() -> int:
     ap.add_argument(
         "--supervisor", action="store_true", help="start through a private `sysmon -i` (adds the supervisor)"
     )
-    ap.add_argument(
-        "--no-floor", action="store_true", help="skip the logger-only rounds (bench/logger_floor.py)"
-    )
+    ap.add_argument("--no-floor", action="store_true", help="skip the logger-only and monitor-only rounds")
     ap.add_argument("--sample-ms", type=float, default=100.0, help="VmRSS sampling period")
     ap.add_argument("--drain-timeout", type=float, default=180.0, help="bound on the last events' wait")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "pipeline.json"))
@@ -398,6 +421,7 @@ def main() -> int:
         if args.no_floor
         else floor_rounds(args, config, driver, true, filedir, median([r["exec"] for r in off]))
     )
+    own = [] if args.no_floor else monitor_only_rounds(args, config, driver, true, filedir)
 
     target: Target = SupervisorTarget(config) if args.supervisor else HarnessTarget(config)
     loader = LoaderWatch(target.loader_match).start()
@@ -484,6 +508,9 @@ def main() -> int:
         result["floor_rsyslog_cpu_s"] = floor_rsyslog_cpu
         result["ratio_floor_off"] = ratios(result["wall_floor_s"], result["wall_off_s"])
         result["ratio_on_floor"] = ratios(result["wall_on_s"], result["wall_floor_s"])
+        result["wall_monitor_only_s"] = {p: median([r[p] for r in own]) for p in ("exec", "file")}
+        result["wall_monitor_only_rounds_s"] = own
+        result["ratio_monitor_only_off"] = ratios(result["wall_monitor_only_s"], result["wall_off_s"])
 
     rows = []
     for p in ("exec", "file", "total"):
@@ -501,6 +528,14 @@ def main() -> int:
                     f"{p} wall logger only/off",
                     f"{result['ratio_floor_off'][p]:.3f}",
                     f"monitor off, rsyslog fed its events; on/logger only {result['ratio_on_floor'][p]:.3f}",
+                )
+            )
+        for p in ("exec", "file", "total"):
+            rows.append(
+                (
+                    f"{p} wall monitor only/off",
+                    f"{result['ratio_monitor_only_off'][p]:.3f}",
+                    "monitor on, its syslog datagrams read and discarded (no rsyslog)",
                 )
             )
     rows.append(

@@ -134,13 +134,15 @@ def batches(workload: str, n: int, per: int = 0) -> list[tuple[bytes, int]]:
     return [(b"".join(setup), 0)] + [(b"".join(c), len(c)) for c in cut]  # (blob, numbered records)
 
 
-def _drainer(path: str) -> subprocess.Popen[bytes]:
-    """A child process that reads and discards datagrams on `path` (stands in for rsyslog)."""
+def drainer(path: str) -> subprocess.Popen[bytes]:
+    """A child process that reads and discards datagrams on `path` (stands in for rsyslog); the
+    socket is world-writable so that filterd, running as `sysmon`, can send to it."""
     code = (
-        "import socket,sys\n"
+        "import os,socket,sys\n"
         "s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\n"
         "s.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,1<<22)\n"
         f"s.bind({path!r})\n"
+        f"os.chmod({path!r},0o666)\n"
         "print('ok',flush=True)\n"
         "while True: s.recv(1<<16)\n"
     )
@@ -162,7 +164,7 @@ def make_sinks(kind: str, tmp: Path) -> tuple[list[Any], list[Any]]:
         rs = Rsyslog().start()
         return [SyslogSink(rs.socket_path)], [rs]
     path = str(tmp / "log.sock")
-    child = _drainer(path)
+    child = drainer(path)
     sinks: list[Any] = [SyslogSink(path)]
     if kind == "json":
         from filterd.sink.json_lines import JsonSink
