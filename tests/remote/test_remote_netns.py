@@ -157,6 +157,7 @@ def _start(site: Site) -> None:
         "--endpoint", f"tcp://{ADDR_C}:{PORT}={d / 'keys-b' / 'collectors' / 'c.key'}",
         "--curve-secret", str(filterd_sec),
         "--syslog-socket", site.rsyslog.socket_path,
+        "--control-socket", str(d / "filterd-b.ctl"),  # not the system's /run/sysmon-filterd
         "--state-dir", str(d / "state"),
         "--stats-file", str(d / "state" / "stats.json"),
     ])

@@ -7,6 +7,7 @@ the unprivileged filterd can still reach its files (pytest's tmp dirs are 0700).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import shutil
@@ -67,6 +68,7 @@ def code_for_others() -> Path:
     if all(os.stat(p).st_mode & 0o001 for p in (ROOT, *ROOT.parents)):
         return ROOT
     copy = Path(tempfile.mkdtemp(prefix="sysmon-cli-code-", dir="/run"))
+    atexit.register(shutil.rmtree, copy, True)  # /run is memory: a copy per test run would pile up
     os.chmod(copy, 0o755)
     for pkg in ("sysmon_cli", "filterd", "shared", "collector"):
         shutil.copytree(ROOT / pkg, copy / pkg, ignore=shutil.ignore_patterns("__pycache__"))
