@@ -28,9 +28,7 @@ import msgpack
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.replay import HOST, ORIGIN, batches  # noqa: E402
-from filterd.pipeline import Pipeline  # noqa: E402
-from filterd.state.record_id import RecordIdCounter  # noqa: E402
+from bench.replay import batches, run_round  # noqa: E402
 
 TICK_S = 0.010  # the collector's drain period: events reach filterd in such slices
 BURST = 512  # the collector's batch when it is behind
@@ -58,13 +56,7 @@ def rendered(config: Any, workload: str, n: int) -> list[str]:
     `config`: only what the config logs."""
     sink = _Capture()
     with tempfile.TemporaryDirectory(prefix="sysmon-floor-") as tmp:
-        p = Pipeline(config, [sink], RecordIdCounter(Path(tmp) / "eventId"), state_dir=Path(tmp) / "state")
-        p.on_host(ORIGIN, HOST)
-        first = 0
-        for seq, (blob, numbered) in enumerate(batches(workload, n)):
-            p.on_batch(ORIGIN, seq, blob, 0, 1, first)
-            first += numbered
-        p.streams.close()
+        run_round(config, batches(workload, n), [sink], Path(tmp))
     return sink.xml
 
 

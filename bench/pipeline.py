@@ -307,17 +307,12 @@ def load(config: str | None) -> Any:
     return load_config_bytes(Path(config).read_bytes(), config) if config else default_config()
 
 
-def enabled_ids(config: str | None) -> frozenset[int]:
-    return rule_set(load(config)).enabled
-
-
 def floor_rounds(
-    args: argparse.Namespace, config: str | None, driver: Path, true: Path, filedir: Path, off_exec_s: float
+    args: argparse.Namespace, cfg: Any, driver: Path, true: Path, filedir: Path, off_exec_s: float
 ) -> tuple[list[dict[str, float]], float]:
     """The workload with the monitor off while a private rsyslogd receives, from a trivial sender,
     the XML the monitor would log for each phase (bench/logger_floor.py); returns the rounds and
     rsyslog's CPU seconds."""
-    cfg = load(config)
     messages = {"exec": rendered(cfg, "exec", args.execs), "file": rendered(cfg, "file", args.files)}
     with Rsyslog() as rs:
         assert rs.proc is not None
@@ -407,7 +402,8 @@ def main() -> int:
     if os.geteuid() != 0:
         ap.error("run as root (BPF)")
     config = str(Path(args.config).resolve()) if args.config else None
-    enabled = enabled_ids(config)
+    cfg = load(config)
+    enabled = rule_set(cfg).enabled
     work = Path(tempfile.mkdtemp(prefix="sysmon-bench-"))
     filedir = work / "files"
     filedir.mkdir()
@@ -419,7 +415,7 @@ def main() -> int:
     floor, floor_rsyslog_cpu = (
         ([], 0.0)
         if args.no_floor
-        else floor_rounds(args, config, driver, true, filedir, median([r["exec"] for r in off]))
+        else floor_rounds(args, cfg, driver, true, filedir, median([r["exec"] for r in off]))
     )
     own = [] if args.no_floor else monitor_only_rounds(args, config, driver, true, filedir)
 
